@@ -1,0 +1,7 @@
+var builder = DistributedApplication.CreateBuilder(args);
+
+var triton = builder.AddTriton("triton");
+
+builder.AddGateway("gateway", triton);
+
+builder.Build().Run();

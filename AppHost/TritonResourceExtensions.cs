@@ -1,0 +1,65 @@
+using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.Configuration;
+
+namespace Aspire.Hosting;
+
+/// <summary>
+/// The `triton` resource: the real Triton container (publish mode, or locally with
+/// <c>Triton:UseContainer=true</c> and a GPU container runtime), otherwise the Triton-compatible
+/// CPU engine under the same name and endpoints (http 8000, grpc 8001, metrics 8002).
+/// </summary>
+internal static class TritonResourceExtensions
+{
+    public const string HttpEndpoint = "http";
+    public const string GrpcEndpoint = "grpc";
+    public const string MetricsEndpoint = "metrics";
+
+    public const int HttpPort = 8000;
+    public const int GrpcPort = 8001;
+    public const int MetricsPort = 8002;
+
+    public const string DefaultImage = "triton_with_ft";
+    public const string DefaultTag = "23.05";
+
+    public static IResourceBuilder<IResourceWithEndpoints> AddTriton(this IDistributedApplicationBuilder builder, string name)
+    {
+        var modelRepository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, "..", "models"));
+        var useContainer = builder.ExecutionContext.IsPublishMode
+            || builder.Configuration.GetValue<bool>("Triton:UseContainer");
+
+        // Declared in every mode so they show in the dashboard and in published manifests.
+        var image = builder.AddParameter("triton-image", DefaultImage, publishValueAsDefault: true);
+        var tag = builder.AddParameter("triton-tag", DefaultTag, publishValueAsDefault: true);
+
+        if (useContainer)
+        {
+            var container = builder.AddContainer(
+                    name,
+                    builder.Configuration["Parameters:triton-image"] ?? DefaultImage,
+                    builder.Configuration["Parameters:triton-tag"] ?? DefaultTag)
+                .WithBindMount(modelRepository, "/models", isReadOnly: true)
+                .WithHttpEndpoint(port: HttpPort, targetPort: HttpPort, name: HttpEndpoint)
+                .WithHttpEndpoint(port: GrpcPort, targetPort: GrpcPort, name: GrpcEndpoint)
+                .WithHttpEndpoint(port: MetricsPort, targetPort: MetricsPort, name: MetricsEndpoint)
+                .WithEndpoint(GrpcEndpoint, endpoint => endpoint.Transport = "http2")
+                .WithArgs("tritonserver", "--model-repository=/models", "--allow-metrics=true", "--allow-gpu-metrics=true")
+                .WithContainerRuntimeArgs("--gpus=all", "--shm-size=1g", "--ulimit", "memlock=-1")
+                .WithHttpHealthCheck("/v2/health/ready", endpointName: HttpEndpoint)
+                .WithAnnotation(new TritonImageParametersAnnotation(image.Resource, tag.Resource));
+            return container;
+        }
+
+        var emulator = builder.AddProject<Projects.TritonEmulator>(name, launchProfileName: null)
+            .WithHttpEndpoint(port: HttpPort, name: HttpEndpoint, env: "Emulator__HttpPort", isProxied: false)
+            .WithHttpEndpoint(port: GrpcPort, name: GrpcEndpoint, env: "Emulator__GrpcPort", isProxied: false)
+            .WithHttpEndpoint(port: MetricsPort, name: MetricsEndpoint, env: "Emulator__MetricsPort", isProxied: false)
+            .WithEndpoint(GrpcEndpoint, endpoint => endpoint.Transport = "http2")
+            .WithEnvironment("Emulator__ModelRepository", modelRepository)
+            .WithEnvironment("Emulator__Profile", builder.Configuration["Triton:Profile"] ?? "a100-gptj-6b")
+            .WithHttpHealthCheck("/v2/health/ready", endpointName: HttpEndpoint);
+        return emulator;
+    }
+}
+
+/// <summary>Links the Triton container to the parameters that name its image (used by the publisher).</summary>
+internal sealed record TritonImageParametersAnnotation(ParameterResource Image, ParameterResource Tag) : IResourceAnnotation;
