@@ -24,6 +24,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private long _waitSequence;
     private long _kvInUse;
     private Task _loop = Task.CompletedTask;
+    private int _disposed;
 
     public ModelScheduler(SchedulerSettings settings, TimingProfile timing, TimeProvider time, ISchedulerObserver observer, ILogger logger)
     {
@@ -591,9 +592,12 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         _stopping.Cancel();
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _stopping.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine loop failed")]
