@@ -49,6 +49,7 @@ public static class EmulatorApplication
         services.AddSingleton<GpuModel>();
         services.AddSingleton(_ => TokenLanguageModel.CreateDefault());
         services.AddSingleton<IModelDefinitionSource, RepositoryModelDefinitionSource>();
+        services.AddSingleton<TritonEmulator.Models.Vllm.VllmModelLoader>();
         services.AddSingleton<InferenceServer>();
         services.AddHostedService(static sp => sp.GetRequiredService<InferenceServer>());
         services.AddHealthChecks().AddCheck<EngineReadyHealthCheck>("engine");

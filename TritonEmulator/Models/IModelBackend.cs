@@ -36,6 +36,20 @@ internal interface ITextGenerationReader
 /// <summary>A generate request: the prompt and its parameters (JSON numbers, strings, booleans or string arrays).</summary>
 internal sealed record GenerateInput(string Id, string TextInput, IReadOnlyDictionary<string, JsonElement> Parameters);
 
+/// <summary>
+/// A backend that runs real compute and completes its own configuration (Triton's auto-complete):
+/// the engine serves <see cref="CompletedConfig"/> and schedules with <see cref="Scheduling"/> and
+/// <see cref="Timing"/> instead of an emulated GPU profile.
+/// </summary>
+internal interface ISelfConfiguredBackend : IModelBackend, IDisposable
+{
+    ModelConfig CompletedConfig { get; }
+
+    SchedulerSettings Scheduling { get; }
+
+    TimingProfile Timing { get; }
+}
+
 /// <summary>Parses a backend name into its implementation.</summary>
 internal interface IModelBackendFactory
 {

@@ -7,6 +7,7 @@ using TritonEmulator.Hosting;
 using TritonEmulator.Metrics;
 using TritonEmulator.Models.FasterTransformer;
 using TritonEmulator.Models.Text;
+using TritonEmulator.Models.Vllm;
 using TritonEmulator.Scheduling;
 
 namespace TritonEmulator.Models;
@@ -45,6 +46,7 @@ internal sealed partial class InferenceServer(
     TritonMetrics metrics,
     GpuModel gpu,
     TokenLanguageModel language,
+    VllmModelLoader vllm,
     ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
 {
     public const string ServerName = "triton";
@@ -89,13 +91,19 @@ internal sealed partial class InferenceServer(
             IModelBackend backend = config.Backend switch
             {
                 FasterTransformerModel.BackendName => new FasterTransformerModel(language),
+                VllmModel.BackendName => vllm.Load(definition, config),
                 var other => throw new ModelLoadException($"unable to find backend library for backend '{other}'"),
             };
-            var timing = TimingProfile.ForModel(config, options.Value.Profile);
-            var settings = SchedulerSettings.FromConfig(config);
+            var selfConfigured = backend as ISelfConfiguredBackend;
+            config = selfConfigured?.CompletedConfig ?? config;
+            var timing = selfConfigured?.Timing ?? TimingProfile.ForModel(config, options.Value.Profile);
+            var settings = selfConfigured?.Scheduling ?? SchedulerSettings.FromConfig(config);
             var version = definition.Versions.Count == 0 ? "1" : definition.Versions[^1].ToString(CultureInfo.InvariantCulture);
             var statistics = new ModelStatisticsRecorder(definition.Name, version, time, metrics, gpu);
-            gpu.Register(definition.Name, timing.GpuMemoryTotalBytes, timing.WeightsBytes, timing.KvBytesPerToken, settings.MaxBatchSize);
+            if (selfConfigured is null)
+            {
+                gpu.Register(definition.Name, timing.GpuMemoryTotalBytes, timing.WeightsBytes, timing.KvBytesPerToken, settings.MaxBatchSize);
+            }
             var scheduler = new ModelScheduler(settings, timing, time, statistics, loggerFactory.CreateLogger<ModelScheduler>());
             scheduler.Start();
             LogModelLoaded(_logger, definition.Name, version, config.Backend, settings.Mode.ToString(), timing.Name);
@@ -218,6 +226,7 @@ internal sealed partial class InferenceServer(
             {
                 await scheduler.DisposeAsync();
             }
+            (model.Backend as IDisposable)?.Dispose();
         }
     }
 

@@ -5,8 +5,11 @@ using TritonEmulator.Repository;
 
 namespace TritonEmulator.Models;
 
-/// <summary>A model as the repository describes it; <see cref="State"/> is Triton's wire state.</summary>
-internal sealed record ModelDefinition(string Name, ModelConfig? Config, IReadOnlyList<long> Versions, string State, string Reason);
+/// <summary>
+/// A model as the repository describes it; <see cref="State"/> is Triton's wire state;
+/// <see cref="Directory"/> is the model's folder when it comes from a repository on disk.
+/// </summary>
+internal sealed record ModelDefinition(string Name, ModelConfig? Config, IReadOnlyList<long> Versions, string State, string Reason, string? Directory = null);
 
 /// <summary>Where the engine's models come from (the repository folder; tests may give configs in code).</summary>
 internal interface IModelDefinitionSource
@@ -33,7 +36,7 @@ internal sealed class RepositoryModelDefinitionSource(IOptions<EmulatorOptions> 
                 .ToArray();
             if (!File.Exists(configPath))
             {
-                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", "missing config.pbtxt"));
+                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", "missing config.pbtxt", directory));
                 continue;
             }
             try
@@ -44,12 +47,12 @@ internal sealed class RepositoryModelDefinitionSource(IOptions<EmulatorOptions> 
                     config.Name = name;
                 }
                 definitions.Add(versions.Length == 0
-                    ? new ModelDefinition(name, config, versions, "UNAVAILABLE", "at least one version must be available under the version policy of the model")
-                    : new ModelDefinition(name, config, versions, "READY", ""));
+                    ? new ModelDefinition(name, config, versions, "UNAVAILABLE", "at least one version must be available under the version policy of the model", directory)
+                    : new ModelDefinition(name, config, versions, "READY", "", directory));
             }
             catch (Exception exception) when (exception is FormatException or NotImplementedException or IOException)
             {
-                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", exception.Message));
+                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", exception.Message, directory));
             }
         }
         return definitions;

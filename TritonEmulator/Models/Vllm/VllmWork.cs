@@ -1,0 +1,264 @@
+using System.Text;
+using Gateway.Grpc.Tensors;
+using LLama;
+using LLama.Native;
+using LLama.Sampling;
+using Triton.Inference;
+using TritonEmulator.Scheduling;
+
+namespace TritonEmulator.Models.Vllm;
+
+/// <summary>
+/// One vLLM-contract request on a llama.cpp context. Each scheduler step decodes a chunk of the
+/// prompt (no response) or produces one token (one response when streaming), so cancellation and
+/// other requests get their turn between steps. The context is borrowed on the first step and
+/// given back when the request ends, however it ends.
+/// </summary>
+internal sealed class VllmWork : IScheduledWork
+{
+    private readonly LlamaModel _model;
+    private readonly ResponseStream _responses;
+    private readonly string _prompt;
+    private readonly LLamaToken[] _tokens;
+    private readonly SamplingParameters _sampling;
+    private readonly VllmOutputs _outputs;
+    private readonly CompletionText _completion;
+    private readonly int _maxTokens;
+    private LLamaContext? _context;
+    private LLamaBatch? _batch;
+    private DefaultSamplingPipeline? _pipeline;
+    private StreamingTokenDecoder? _decoder;
+    private int _prefilled;
+    private int _generated;
+    private int _reportedTokens;
+    private LLamaToken _last;
+    private float _cumulativeLogprob;
+    private bool _released;
+
+    public VllmWork(LlamaModel model, ResponseStream responses, string prompt, LLamaToken[] tokens, SamplingParameters sampling, VllmOutputs outputs)
+    {
+        _model = model;
+        _responses = responses;
+        _prompt = prompt;
+        _tokens = tokens;
+        _sampling = sampling;
+        _outputs = outputs;
+        _completion = new CompletionText(sampling.Stop);
+        // A context holds prompt + completion: generation stops there with finish_reason "length".
+        _maxTokens = Math.Min(sampling.MaxTokens, model.ContextSize - tokens.Length);
+    }
+
+    public int BatchSize => 1;
+
+    public int PromptTokens => _tokens.Length;
+
+    public long KvTokens => _tokens.Length + _maxTokens;
+
+    public int ResponsesWritten => _responses.Written;
+
+    /// <summary>Why generation ended ("stop" / "length"), or null while it runs.</summary>
+    public string? FinishReason { get; private set; }
+
+    public bool Step()
+    {
+        if (_context is null)
+        {
+            Start();
+        }
+        var context = _context!;
+        var batch = _batch!;
+        batch.Clear();
+        int logitsIndex;
+        if (_prefilled < _tokens.Length)
+        {
+            var count = Math.Min(_model.PrefillChunk, _tokens.Length - _prefilled);
+            for (var i = 0; i < count; i++)
+            {
+                var position = _prefilled + i;
+                batch.Add(_tokens[position], position, LLamaSeqId.Zero, position == _tokens.Length - 1);
+            }
+            Decode(context, batch);
+            _prefilled += count;
+            if (_prefilled < _tokens.Length)
+            {
+                return false;
+            }
+            logitsIndex = count - 1;
+        }
+        else
+        {
+            batch.Add(_last, _tokens.Length + _generated - 1, LLamaSeqId.Zero, true);
+            Decode(context, batch);
+            logitsIndex = 0;
+        }
+        var token = Sample(context, logitsIndex);
+        _generated++;
+        _last = token;
+        var newText = "";
+        if (!_sampling.IgnoreEos && _model.IsEndOfGeneration(token))
+        {
+            FinishReason = "stop";
+        }
+        else if (_sampling.StopTokenIds.Contains((int)token))
+        {
+            FinishReason = "stop";
+        }
+        else
+        {
+            _decoder!.Add(token);
+            newText = _decoder.Read();
+            if (_completion.Append(newText))
+            {
+                FinishReason = "stop";
+            }
+        }
+        if (FinishReason is null && _generated >= _maxTokens)
+        {
+            FinishReason = "length";
+        }
+        var finished = FinishReason is not null;
+        if (_outputs.Stream)
+        {
+            var response = BuildResponse(_completion.TakeDelta(finished), prompt: false);
+            if (finished)
+            {
+                _responses.WriteLast(response);
+            }
+            else
+            {
+                _responses.Write(response, final: false);
+            }
+        }
+        else if (finished)
+        {
+            _responses.WriteLast(BuildResponse(_completion.TakeDelta(final: true), _outputs.PrependInput));
+        }
+        if (finished)
+        {
+            Release();
+        }
+        return finished;
+    }
+
+    public void Fail(InferenceException error)
+    {
+        Release();
+        _responses.Fail(error);
+    }
+
+    private void Start()
+    {
+        _context = _model.Rent();
+        _batch = new LLamaBatch();
+        _decoder = _model.CreateDecoder();
+        var seed = _sampling.Seed ?? 0;
+        _pipeline = new DefaultSamplingPipeline
+        {
+            Temperature = _sampling.Temperature,
+            TopP = _sampling.TopP,
+            TopK = _sampling.TopK,
+            MinP = _sampling.MinP,
+            TypicalP = 1f,
+            RepeatPenalty = _sampling.RepetitionPenalty,
+            PresencePenalty = _sampling.PresencePenalty,
+            FrequencyPenalty = _sampling.FrequencyPenalty,
+            // Penalties look at every generated token (the sampler only sees generated tokens).
+            PenaltyCount = _model.ContextSize,
+            PenalizeNewline = true,
+            Seed = unchecked((uint)(seed ^ (seed >> 32))),
+        };
+    }
+
+    private static void Decode(LLamaContext context, LLamaBatch batch)
+    {
+        var result = context.Decode(batch);
+        if (result != DecodeResult.Ok)
+        {
+            throw new InferenceException(InferenceErrorCode.Internal, $"Error generating stream: llama.cpp decode failed ({result})", FailureReason.Backend);
+        }
+    }
+
+    private LLamaToken Sample(LLamaContext context, int index)
+    {
+        var logits = context.NativeHandle.GetLogitsIth(index);
+        if (_generated < _sampling.MinTokens)
+        {
+            // vLLM's min_tokens: end-of-sequence and stop tokens cannot be chosen before it.
+            for (var id = 0; id < logits.Length; id++)
+            {
+                if (_model.IsEndOfGeneration(id) || _sampling.StopTokenIds.Contains(id))
+                {
+                    logits[id] = float.NegativeInfinity;
+                }
+            }
+        }
+        var token = _pipeline!.Sample(context.NativeHandle, index);
+        if (_outputs.CumulativeLogprob)
+        {
+            _cumulativeLogprob += LogSoftmax(logits, (int)token);
+        }
+        return token;
+    }
+
+    /// <summary>log p(token) under the model's own distribution (before temperature and filters).</summary>
+    private static float LogSoftmax(ReadOnlySpan<float> logits, int token)
+    {
+        var max = float.NegativeInfinity;
+        foreach (var l in logits)
+        {
+            max = Math.Max(max, l);
+        }
+        double sum = 0;
+        foreach (var l in logits)
+        {
+            sum += Math.Exp(l - max);
+        }
+        return (float)(logits[token] - max - Math.Log(sum));
+    }
+
+    private ModelInferResponse BuildResponse(string completionText, bool prompt)
+    {
+        var response = _responses.NewResponse();
+        var text = prompt ? _prompt + completionText : completionText;
+        ResponseStream.AddOutput(response, "text_output", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(text), 1);
+        if (_outputs.FinishReason)
+        {
+            // The backend writes str(finish_reason): "None" until the sequence has finished.
+            ResponseStream.AddOutput(response, "finish_reason", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(FinishReason ?? "None"), 1);
+        }
+        if (_outputs.CumulativeLogprob)
+        {
+            ResponseStream.AddOutput(response, "cumulative_logprob", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([_cumulativeLogprob]), 1);
+        }
+        if (_outputs.Logprobs)
+        {
+            // Per-token logprobs are only produced when the sampling parameter 'logprobs' asks for them (not supported here).
+            ResponseStream.AddOutput(response, "logprobs", TensorDataTypes.Bytes, TensorCodec.EncodeStrings("null"), 1);
+        }
+        if (_outputs.NumInputTokens)
+        {
+            ResponseStream.AddOutput(response, "num_input_tokens", TensorDataTypes.UInt32, TensorCodec.EncodeUInt32([(uint)_tokens.Length]), 1);
+        }
+        if (_outputs.NumOutputTokens)
+        {
+            // Streaming: the tokens since the previous response; otherwise all of them.
+            ResponseStream.AddOutput(response, "num_output_tokens", TensorDataTypes.UInt32, TensorCodec.EncodeUInt32([(uint)(_generated - _reportedTokens)]), 1);
+            _reportedTokens = _generated;
+        }
+        return response;
+    }
+
+    private void Release()
+    {
+        if (_released)
+        {
+            return;
+        }
+        _released = true;
+        _pipeline?.Dispose();
+        if (_context is { } context)
+        {
+            _model.Return(context);
+        }
+    }
+}
