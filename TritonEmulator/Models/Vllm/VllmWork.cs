@@ -2,7 +2,6 @@ using System.Text;
 using Gateway.Grpc.Tensors;
 using LLama;
 using LLama.Native;
-using LLama.Sampling;
 using Triton.Inference;
 using TritonEmulator.Scheduling;
 
@@ -26,7 +25,7 @@ internal sealed class VllmWork : IScheduledWork
     private readonly int _maxTokens;
     private LLamaContext? _context;
     private LLamaBatch? _batch;
-    private DefaultSamplingPipeline? _pipeline;
+    private VllmSamplingPipeline? _pipeline;
     private StreamingTokenDecoder? _decoder;
     private int _prefilled;
     private int _generated;
@@ -151,22 +150,8 @@ internal sealed class VllmWork : IScheduledWork
         _context = _model.Rent();
         _batch = new LLamaBatch();
         _decoder = _model.CreateDecoder();
-        var seed = _sampling.Seed ?? 0;
-        _pipeline = new DefaultSamplingPipeline
-        {
-            Temperature = _sampling.Temperature,
-            TopP = _sampling.TopP,
-            TopK = _sampling.TopK,
-            MinP = _sampling.MinP,
-            TypicalP = 1f,
-            RepeatPenalty = _sampling.RepetitionPenalty,
-            PresencePenalty = _sampling.PresencePenalty,
-            FrequencyPenalty = _sampling.FrequencyPenalty,
-            // Penalties look at every generated token (the sampler only sees generated tokens).
-            PenaltyCount = _model.ContextSize,
-            PenalizeNewline = true,
-            Seed = unchecked((uint)(seed ^ (seed >> 32))),
-        };
+        // Penalties look at every generated token (the sampler only ever sees generated tokens).
+        _pipeline = new VllmSamplingPipeline(_sampling, _model.ContextSize);
     }
 
     private static void Decode(LLamaContext context, LLamaBatch batch)

@@ -1,0 +1,45 @@
+using LLama.Native;
+using LLama.Sampling;
+
+namespace TritonEmulator.Models.Vllm;
+
+/// <summary>
+/// llama.cpp samplers in vLLM's order: presence / frequency / repetition penalties over the
+/// generated tokens, then temperature, then top-k, top-p and min-p on the tempered distribution,
+/// then a seeded draw; a temperature below 1e-5 is greedy, as in vLLM. (LLamaSharp's default
+/// pipeline filters before the temperature, which makes a high temperature nearly greedy.)
+/// </summary>
+internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int penaltyWindow) : BaseSamplingPipeline
+{
+    private const float GreedyBelow = 1e-5f;
+
+    protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
+    {
+        var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1)
+        {
+            chain.AddPenalties(penaltyWindow, sampling.RepetitionPenalty, sampling.FrequencyPenalty, sampling.PresencePenalty);
+        }
+        if (sampling.Temperature < GreedyBelow)
+        {
+            chain.AddGreedySampler();
+            return chain;
+        }
+        chain.AddTemperature(sampling.Temperature);
+        if (sampling.TopK > 0)
+        {
+            chain.AddTopK(sampling.TopK);
+        }
+        if (sampling.TopP < 1)
+        {
+            chain.AddTopP(sampling.TopP, 1);
+        }
+        if (sampling.MinP > 0)
+        {
+            chain.AddMinP(sampling.MinP, 1);
+        }
+        var seed = sampling.Seed ?? 0;
+        chain.AddDistributionSampler(unchecked((uint)(seed ^ (seed >> 32))));
+        return chain;
+    }
+}
