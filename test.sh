@@ -6,5 +6,30 @@ cd "$(dirname "$0")"
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-dotnet test Aspire.sln --nologo "$@"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Browser tests drive Debian's Chromium (no browser downloads: the network only reaches registries).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Debian chromium for the browser tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test Aspire.sln --nologo "$@" 2>&1 | tee "$log" || status=$?
+
+# One plain closing line summing every test assembly's result.
+awk '/^(Passed|Failed)!/ {
+       for (i = 1; i <= NF; i++) {
+         if ($i == "Failed:")  failed  += $(i+1)
+         if ($i == "Passed:")  passed  += $(i+1)
+         if ($i == "Skipped:") skipped += $(i+1)
+       }
+     }
+     END { printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped }' \
+  <(sed 's/,//g' "$log")
+exit "$status"
