@@ -135,8 +135,14 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         }
     }
 
+    private int _cancellationsSeen;
+
+    /// <summary>Cancellations observed so far (queued or running requests).</summary>
+    public int CancellationsSeen => Volatile.Read(ref _cancellationsSeen);
+
     private void OnCancelled(Entry entry)
     {
+        Interlocked.Increment(ref _cancellationsSeen);
         if (RemoveQueued(entry))
         {
             Finish(entry, Cancelled());

@@ -135,6 +135,8 @@ public sealed class SchedulingTests
         await WaitForAsync(() => emulator.Scheduler(Model).QueuedCount == 1);
 
         await cancelled.DisposeAsync();
+        // The clock moves only once the engine has seen the cancellation, so "long" produces nothing more.
+        await WaitForAsync(() => emulator.Scheduler(Model).CancellationsSeen == 1);
         await emulator.RunClockUntilAsync(Model, stream, () => stream.IsFinished("next"));
 
         Assert.Equal(2, stream.ResponsesFor("next").Count);
