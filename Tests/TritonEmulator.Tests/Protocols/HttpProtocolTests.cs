@@ -120,6 +120,30 @@ public sealed class HttpProtocolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GenerateStream_MultiTokenCharacters_AreNeverSplit()
+    {
+        // Greedy from a corpus context whose next word is an emoji spanning several GPT-2 tokens.
+        var body = new { text_input = "Engineers like to measure things. They draw small charts", parameters = new { max_tokens = 6, top_k = 1, end_id = 60000 } };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/fastertransformer/generate_stream") { Content = JsonContent.Create(body) };
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var deltas = new List<string>();
+        using (var reader = new StreamReader(await response.Content.ReadAsStreamAsync()))
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                {
+                    deltas.Add(JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("text_output").GetString()!);
+                }
+            }
+        }
+        var text = string.Concat(deltas);
+        Assert.Contains("📈", text);
+        Assert.Contains("", deltas);
+        Assert.DoesNotContain('\uFFFD', text);
+    }
+
+    [Fact]
     public async Task Generate_Errors_AreJsonWithAStatus()
     {
         var missing = await _http.PostAsync("/v2/models/fastertransformer/generate_stream", new StringContent("{}", Encoding.UTF8, "application/json"));
