@@ -67,9 +67,9 @@ public static class EmulatorApplication
         var options = kestrel.ApplicationServices.GetRequiredService<IOptions<EmulatorOptions>>().Value;
         var listeners = kestrel.ApplicationServices.GetRequiredService<EmulatorListeners>();
         var address = options.ParseListenAddress();
-        Listen(kestrel, listeners, address, options.HttpPort, ListenerKind.Http, HttpProtocols.Http1AndHttp2);
+        Listen(kestrel, listeners, address, options.HttpPort, ListenerKind.Http, HttpProtocols.Http1);
         Listen(kestrel, listeners, address, options.GrpcPort, ListenerKind.Grpc, HttpProtocols.Http2);
-        Listen(kestrel, listeners, address, options.MetricsPort, ListenerKind.Metrics, HttpProtocols.Http1AndHttp2);
+        Listen(kestrel, listeners, address, options.MetricsPort, ListenerKind.Metrics, HttpProtocols.Http1);
     }
 
     private static void Listen(KestrelServerOptions kestrel, EmulatorListeners listeners, IPAddress address, int port, ListenerKind kind, HttpProtocols protocols) =>

@@ -53,7 +53,7 @@ internal sealed partial class InferenceServer(
     public const string ServerVersion = "2.49.0";
 
     public static IReadOnlyList<string> Extensions { get; } =
-        ["classification", "model_repository", "schedule_policy", "model_configuration", "binary_tensor_data", "parameters", "statistics", "generate"];
+        ["model_repository", "schedule_policy", "model_configuration", "parameters", "statistics", "generate"];
 
     private readonly ILogger _logger = loggerFactory.CreateLogger<InferenceServer>();
     private IReadOnlyList<ServedModel> _models = [];

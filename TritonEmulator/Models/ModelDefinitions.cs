@@ -17,45 +17,13 @@ internal interface IModelDefinitionSource
     IReadOnlyList<ModelDefinition> Load();
 }
 
-/// <summary>Reads the model repository folder named by <c>Emulator:ModelRepository</c>.</summary>
+/// <summary>Reads the model repository folder named by <c>Emulator:ModelRepository</c> with <see cref="ModelRepositoryReader"/>.</summary>
 internal sealed class RepositoryModelDefinitionSource(IOptions<EmulatorOptions> options, IHostEnvironment environment) : IModelDefinitionSource
 {
     public IReadOnlyList<ModelDefinition> Load()
     {
         var path = EmulatorOptions.ResolveRepository(options.Value, environment.ContentRootPath);
-        var definitions = new List<ModelDefinition>();
-        foreach (var directory in Directory.GetDirectories(path).Order(StringComparer.Ordinal))
-        {
-            var name = Path.GetFileName(directory);
-            var configPath = Path.Combine(directory, "config.pbtxt");
-            var versions = Directory.GetDirectories(directory)
-                .Select(Path.GetFileName)
-                .Select(static v => long.TryParse(v, out var n) ? n : -1)
-                .Where(static v => v > 0)
-                .Order()
-                .ToArray();
-            if (!File.Exists(configPath))
-            {
-                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", "missing config.pbtxt", directory));
-                continue;
-            }
-            try
-            {
-                var config = TextFormat.Parse<ModelConfig>(File.ReadAllText(configPath));
-                if (string.IsNullOrEmpty(config.Name))
-                {
-                    config.Name = name;
-                }
-                definitions.Add(versions.Length == 0
-                    ? new ModelDefinition(name, config, versions, "UNAVAILABLE", "at least one version must be available under the version policy of the model", directory)
-                    : new ModelDefinition(name, config, versions, "READY", "", directory));
-            }
-            catch (Exception exception) when (exception is FormatException or NotImplementedException or IOException)
-            {
-                definitions.Add(new ModelDefinition(name, null, versions, "UNAVAILABLE", exception.Message, directory));
-            }
-        }
-        return definitions;
+        return [.. ModelRepositoryReader.Read(path).Select(static m => new ModelDefinition(m.Name, m.Config, m.Versions, m.State.ToWireString(), m.Reason, m.Directory))];
     }
 }
 

@@ -135,8 +135,14 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         }
     }
 
+    private int _cancellationsSeen;
+
+    /// <summary>Cancellations observed so far (queued or running requests).</summary>
+    public int CancellationsSeen => Volatile.Read(ref _cancellationsSeen);
+
     private void OnCancelled(Entry entry)
     {
+        Interlocked.Increment(ref _cancellationsSeen);
         if (RemoveQueued(entry))
         {
             Finish(entry, Cancelled());
@@ -459,18 +465,13 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         {
             tasks.Add(wake);
         }
-        if (delay is { } d)
-        {
-            tasks.Add(Task.Delay(d, _time, delayCancellation.Token));
-        }
+        // Without a timer, an infinite delay still wakes the loop when the engine stops.
+        tasks.Add(delay is { } d ? Task.Delay(d, _time, delayCancellation.Token) : Task.Delay(Timeout.InfiniteTimeSpan, delayCancellation.Token));
         SetWait(new SchedulerWait(Interlocked.Increment(ref _waitSequence), delay is { } dd ? _time.GetUtcNow() + dd : null, wake is not null));
         try
         {
-            if (tasks.Count == 0)
-            {
-                return;
-            }
             var completed = await Task.WhenAny(tasks);
+            stopping.ThrowIfCancellationRequested();
             await completed;
         }
         finally

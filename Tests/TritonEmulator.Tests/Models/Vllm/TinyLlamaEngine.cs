@@ -37,7 +37,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
         Weights.WriteGguf(gguf);
         WriteModel(Model, """{"model": "tiny.gguf", "gpu_memory_utilization": 0.5}""", maxContexts: 2, copyFrom: gguf);
         // Beyond the trained 256 tokens (llama.cpp allows it), so a request can run long enough to be cancelled.
-        WriteModel(SingleContextModel, """{"model": "../../tiny.gguf"}""", maxContexts: 1, copyFrom: null);
+        WriteModel(SingleContextModel, """{"model": "../../tiny.gguf", "max_model_len": 8192}""", maxContexts: 1, copyFrom: null);
         WriteModel(MissingModel, """{"model": "not-here.gguf"}""", maxContexts: 1, copyFrom: null);
         _app = EmulatorApplication.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
