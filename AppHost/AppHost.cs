@@ -2,6 +2,8 @@ var builder = DistributedApplication.CreateBuilder(args);
 
 var triton = builder.AddTriton("triton");
 
-builder.AddGateway("gateway", triton);
+var gateway = builder.AddGateway("gateway", triton);
+
+builder.AddWeb("web", gateway);
 
 builder.Build().Run();

@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Text;
+using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+
+namespace Aspire.Hosting;
+
+/// <summary>
+/// The `web` resource: the Blazor chat front end on http://localhost:5090. It is an internal
+/// service of the gateway and calls its gRPC face with its own API key, the secret parameter
+/// <c>web-api-key</c>. The gateway gets only the key's SHA-256, as the API key entry
+/// <c>Gateway:ApiKeys:web</c> (tenant <c>web</c>, every model, no rate limit of its own); in
+/// publish mode the hash is the secret parameter <c>web-api-key-sha256</c>.
+/// </summary>
+internal static class WebResourceExtensions
+{
+    public const int HttpPort = 5090;
+    public const string ApiKeyParameter = "web-api-key";
+
+    /// <summary>The key's name in the gateway's configuration (safe to log).</summary>
+    public const string GatewayKeyName = "web";
+
+    /// <summary>
+    /// Used only when running locally in Development and no <c>Parameters:web-api-key</c> is
+    /// configured; anywhere else the parameter must be set (user secrets, environment, deploy).
+    /// </summary>
+    public const string DevelopmentApiKey = "sk-dev-web-chat";
+
+    public static IResourceBuilder<ProjectResource> AddWeb(
+        this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ProjectResource> gateway)
+    {
+        var useDevelopmentKey = builder.ExecutionContext.IsRunMode
+            && builder.Environment.IsDevelopment()
+            && string.IsNullOrEmpty(builder.Configuration[$"Parameters:{ApiKeyParameter}"]);
+        var apiKey = useDevelopmentKey
+            ? builder.AddParameter(ApiKeyParameter, DevelopmentApiKey, secret: true)
+            : builder.AddParameter(ApiKeyParameter, secret: true);
+
+        const string entry = $"Gateway__ApiKeys__{GatewayKeyName}__";
+        gateway
+            .WithEnvironment(entry + "Tenant", GatewayKeyName)
+            .WithEnvironment(entry + "AllowedModels__0", "*");
+        if (builder.ExecutionContext.IsPublishMode)
+        {
+            // A published manifest cannot hash a secret it never sees: the deployer supplies
+            // the hash beside the key (`printf %s "$KEY" | sha256sum`).
+            gateway.WithEnvironment(entry + "Sha256", builder.AddParameter(ApiKeyParameter + "-sha256", secret: true));
+        }
+        else
+        {
+            gateway.WithEnvironment(async context =>
+            {
+                // The gateway stores only hashes; hash the resolved secret when the gateway starts.
+                var key = await apiKey.Resource.GetValueAsync(context.CancellationToken).ConfigureAwait(false) ?? "";
+                context.EnvironmentVariables[entry + "Sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+            });
+        }
+
+        return builder.AddProject<Projects.Web>(name, launchProfileName: null)
+            .WithHttpEndpoint(port: HttpPort, name: "http", isProxied: false)
+            .WithExternalHttpEndpoints()
+            .WithEnvironment("GatewayClient__ApiKey", apiKey)
+            .WithReference(gateway.GetEndpoint("grpc"))
+            .WaitFor(gateway)
+            .WithHttpHealthCheck("/health", endpointName: "http");
+    }
+}
