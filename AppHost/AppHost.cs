@@ -6,4 +6,6 @@ var gateway = builder.AddGateway("gateway", triton);
 
 builder.AddWeb("web", gateway);
 
+builder.AddGkePublishing();
+
 builder.Build().Run();
