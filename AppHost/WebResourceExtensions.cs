@@ -30,12 +30,13 @@ internal static class WebResourceExtensions
     public static IResourceBuilder<ProjectResource> AddWeb(
         this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ProjectResource> gateway)
     {
-        var useDevelopmentKey = builder.ExecutionContext.IsRunMode
-            && builder.Environment.IsDevelopment()
-            && string.IsNullOrEmpty(builder.Configuration[$"Parameters:{ApiKeyParameter}"]);
-        var apiKey = useDevelopmentKey
-            ? builder.AddParameter(ApiKeyParameter, DevelopmentApiKey, secret: true)
-            : builder.AddParameter(ApiKeyParameter, secret: true);
+        var useDevelopmentKey = builder.ExecutionContext.IsRunMode && builder.Environment.IsDevelopment();
+        // Values are read when needed, so a missing key never blocks a publish (secret values are
+        // never written there) and, outside Development, fails the web app's start with a
+        // message naming GatewayClient:ApiKey.
+        var apiKey = builder.AddParameter(ApiKeyParameter,
+            () => builder.Configuration[$"Parameters:{ApiKeyParameter}"] ?? (useDevelopmentKey ? DevelopmentApiKey : ""),
+            secret: true);
 
         const string entry = $"Gateway__ApiKeys__{GatewayKeyName}__";
         gateway
@@ -45,7 +46,9 @@ internal static class WebResourceExtensions
         {
             // A published manifest cannot hash a secret it never sees: the deployer supplies
             // the hash beside the key (`printf %s "$KEY" | sha256sum`).
-            gateway.WithEnvironment(entry + "Sha256", builder.AddParameter(ApiKeyParameter + "-sha256", secret: true));
+            var hashParameter = ApiKeyParameter + "-sha256";
+            gateway.WithEnvironment(entry + "Sha256",
+                builder.AddParameter(hashParameter, () => builder.Configuration[$"Parameters:{hashParameter}"] ?? "", secret: true));
         }
         else
         {
@@ -59,7 +62,6 @@ internal static class WebResourceExtensions
 
         return builder.AddProject<Projects.Web>(name, launchProfileName: null)
             .WithHttpEndpoint(port: HttpPort, name: "http", isProxied: false)
-            .WithExternalHttpEndpoints()
             .WithEnvironment("GatewayClient__ApiKey", apiKey)
             .WithReference(gateway.GetEndpoint("grpc"))
             .WaitFor(gateway)
