@@ -51,6 +51,9 @@ public static partial class ChatErrors
                 }
                 return new ChatError(ChatErrorKind.InvalidRequest, "The request is too large",
                     "Shorten the message or start a new chat.", null, message);
+            case StatusCode.Unavailable when exception.Status.DebugException is HttpRequestException:
+                return new ChatError(ChatErrorKind.NoBackend, "Cannot reach the gateway",
+                    "The web app could not connect to the gateway. Try again in a moment; your message is still in the box.", null, message);
             case StatusCode.Unavailable:
                 return new ChatError(ChatErrorKind.NoBackend, "No model server is available",
                     "The gateway could not reach a model server right now. Try again in a moment; your message is still in the box.", null, message);

@@ -58,4 +58,15 @@ public sealed class ChatErrorsTests
         Assert.False(string.IsNullOrWhiteSpace(error.Title));
         Assert.False(string.IsNullOrWhiteSpace(error.Detail));
     }
+
+    [Fact]
+    public void Unavailable_ConnectionFailure_SaysTheGatewayIsUnreachable()
+    {
+        var exception = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("Connection refused")));
+
+        var error = ChatErrors.FromRpc(exception);
+
+        Assert.Equal(ChatErrorKind.NoBackend, error.Kind);
+        Assert.Equal("Cannot reach the gateway", error.Title);
+    }
 }
