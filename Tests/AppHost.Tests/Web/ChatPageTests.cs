@@ -131,8 +131,8 @@ public sealed class ChatPageTests(WebAppFixture fixture)
     {
         var page = await context.NewPageAsync();
         await page.GotoAsync("/");
-        // The circuit is up and the gateway listed its models once the picker has a value.
-        await Expect(page.GetByRole(AriaRole.Combobox, new() { Name = "Model" })).Not.ToHaveValueAsync("", new() { Timeout = 30_000 });
+        // The circuit is up and the gateway listed its models once the (collapsed) picker has a value.
+        await Expect(page.GetByRole(AriaRole.Combobox, new() { Name = "Model", IncludeHidden = true })).Not.ToHaveValueAsync("", new() { Timeout = 30_000 });
         return page;
     }
 
