@@ -11,6 +11,11 @@ public static class WebServiceExtensions
     /// <summary>Blazor (interactive server), the gateway client and the chat's services.</summary>
     public static WebApplicationBuilder AddChatServices(this WebApplicationBuilder builder)
     {
+        // Serve the framework's and the project's static web assets (blazor.web.js, chat.js)
+        // from the build output in every environment: the AppHost starts the project without a
+        // launch profile, so it is not "Development" there. Published output has them in wwwroot.
+        builder.WebHost.UseStaticWebAssets();
+
         builder.Services.AddRazorComponents()
             .AddInteractiveServerComponents()
             // Conversations come back from localStorage through the circuit; allow long ones.
