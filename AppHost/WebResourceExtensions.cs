@@ -10,8 +10,8 @@ namespace Aspire.Hosting;
 /// The `web` resource: the Blazor chat front end on http://localhost:5090. It is an internal
 /// service of the gateway and calls its gRPC face with its own API key, the secret parameter
 /// <c>web-api-key</c>. The gateway gets only the key's SHA-256, as the API key entry
-/// <c>Gateway:ApiKeys:web</c> (tenant <c>web</c>, every model, no rate limit of its own); in
-/// publish mode the hash is the secret parameter <c>web-api-key-sha256</c>.
+/// <c>Gateway:ApiKeys:web</c> (tenant <c>web</c>, every model, no rate limit of its own) when
+/// running; a published deployment lists the entry in the gateway's operator-filled Secret.
 /// </summary>
 internal static class WebResourceExtensions
 {
@@ -38,26 +38,20 @@ internal static class WebResourceExtensions
             () => builder.Configuration[$"Parameters:{ApiKeyParameter}"] ?? (useDevelopmentKey ? DevelopmentApiKey : ""),
             secret: true);
 
-        const string entry = $"Gateway__ApiKeys__{GatewayKeyName}__";
-        gateway
-            .WithEnvironment(entry + "Tenant", GatewayKeyName)
-            .WithEnvironment(entry + "AllowedModels__0", "*");
-        if (builder.ExecutionContext.IsPublishMode)
+        if (builder.ExecutionContext.IsRunMode)
         {
-            // A published manifest cannot hash a secret it never sees: the deployer supplies
-            // the hash beside the key (`printf %s "$KEY" | sha256sum`).
-            var hashParameter = ApiKeyParameter + "-sha256";
-            gateway.WithEnvironment(entry + "Sha256",
-                builder.AddParameter(hashParameter, () => builder.Configuration[$"Parameters:{hashParameter}"] ?? "", secret: true));
-        }
-        else
-        {
-            gateway.WithEnvironment(async context =>
-            {
-                // The gateway stores only hashes; hash the resolved secret when the gateway starts.
-                var key = await apiKey.Resource.GetValueAsync(context.CancellationToken).ConfigureAwait(false) ?? "";
-                context.EnvironmentVariables[entry + "Sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-            });
+            // The gateway stores only hashes: hash the resolved secret when the gateway starts.
+            // (Published deployments keep every Gateway:ApiKeys entry in the gateway's Secret,
+            // which the operator fills; docs/deploy-gke.md.)
+            const string entry = $"Gateway__ApiKeys__{GatewayKeyName}__";
+            gateway
+                .WithEnvironment(entry + "Tenant", GatewayKeyName)
+                .WithEnvironment(entry + "AllowedModels__0", "*")
+                .WithEnvironment(async context =>
+                {
+                    var key = await apiKey.Resource.GetValueAsync(context.CancellationToken).ConfigureAwait(false) ?? "";
+                    context.EnvironmentVariables[entry + "Sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+                });
         }
 
         return builder.AddProject<Projects.Web>(name, launchProfileName: null)
