@@ -30,14 +30,15 @@ public abstract class QuotaReservation
 }
 
 /// <summary>
-/// In-process quotas with System.Threading.RateLimiting token buckets, one pair per key: requests
-/// (capacity RPM) and tokens (capacity TPM), refilled evenly over a minute by timers on the
-/// injected <see cref="TimeProvider"/>. Token buckets cannot give permits back, so unused
-/// reserved tokens become a per-key credit that later requests spend first; the credit is capped
-/// so that credit + bucket never exceed one minute's TPM.
+/// In-process quotas: per key a one-minute sliding window (12 segments) of requests (RPM) and one
+/// of tokens (TPM), both <see cref="RateLimiter"/>s on the injected <see cref="TimeProvider"/>.
+/// Unused reserved tokens go back into the token window when the request settles.
 /// </summary>
-internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuotaLimiter, IDisposable
+internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuotaLimiter
 {
+    private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
+    private const int Segments = 12;
+
     private readonly ConcurrentDictionary<string, KeyQuota> _keys = new(StringComparer.Ordinal);
 
     public QuotaDecision TryReserve(Caller caller, int tokens)
@@ -46,72 +47,34 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
         return quota.TryReserve(tokens);
     }
 
-    public void Dispose()
+    private sealed class KeyQuota(Caller caller, TimeProvider time)
     {
-        foreach (var quota in _keys.Values)
-        {
-            quota.Dispose();
-        }
-    }
-
-    private sealed class KeyQuota : IDisposable
-    {
-        private readonly TokenBucketRateLimiter? _requests;
-        private readonly TokenBucketRateLimiter? _tokens;
-        private readonly ITimer? _requestTimer;
-        private readonly ITimer? _tokenTimer;
-        private readonly int _tokensPerMinute;
-        private readonly int _requestsPerMinute;
-        private readonly Lock _lock = new();
-        private long _credit;
-
-        public KeyQuota(Caller caller, TimeProvider time)
-        {
-            _tokensPerMinute = caller.TokensPerMinute;
-            _requestsPerMinute = caller.RequestsPerMinute;
-            if (caller.RequestsPerMinute > 0)
-            {
-                (_requests, _requestTimer) = CreateBucket(caller.RequestsPerMinute, time);
-            }
-            if (caller.TokensPerMinute > 0)
-            {
-                (_tokens, _tokenTimer) = CreateBucket(caller.TokensPerMinute, time);
-            }
-        }
+        private readonly SlidingWindowLimiter? _requests = caller.RequestsPerMinute > 0 ? new(time, caller.RequestsPerMinute, Window, Segments) : null;
+        private readonly SlidingWindowLimiter? _tokens = caller.TokensPerMinute > 0 ? new(time, caller.TokensPerMinute, Window, Segments) : null;
 
         public QuotaDecision TryReserve(int tokens)
         {
+            if (_tokens is not null && tokens > _tokens.Limit)
+            {
+                return new QuotaDecision(null, "tokens", Window,
+                    $"Request too large: it needs up to {tokens} tokens (prompt + max tokens) but the key allows {_tokens.Limit} tokens per minute (TPM). Lower max_tokens.");
+            }
             if (_requests is not null)
             {
                 using var lease = _requests.AttemptAcquire(1);
                 if (!lease.IsAcquired)
                 {
-                    return Refused("requests", lease, $"Rate limit reached on requests per minute (RPM): limit {_requestsPerMinute}.");
+                    return Refused("requests", lease, $"Rate limit reached on requests per minute (RPM): limit {_requests.Limit}.");
                 }
             }
-            if (_tokens is null)
+            if (_tokens is not null)
             {
-                return new QuotaDecision(new Reservation(this, tokens), null, default, null);
-            }
-            if (tokens > _tokensPerMinute)
-            {
-                return new QuotaDecision(null, "tokens", TimeSpan.FromMinutes(1),
-                    $"Request too large: it needs up to {tokens} tokens (prompt + max tokens) but the key allows {_tokensPerMinute} tokens per minute (TPM). Lower max_tokens.");
-            }
-            lock (_lock)
-            {
-                TrimCredit();
-                var fromCredit = (int)Math.Min(_credit, tokens);
-                var fromBucket = tokens - fromCredit;
-                if (fromBucket > 0)
+                using var lease = _tokens.AttemptAcquire(tokens);
+                if (!lease.IsAcquired)
                 {
-                    using var lease = _tokens.AttemptAcquire(fromBucket);
-                    if (!lease.IsAcquired)
-                    {
-                        return Refused("tokens", lease, $"Rate limit reached on tokens per minute (TPM): limit {_tokensPerMinute}, requested {tokens}.");
-                    }
+                    _requests?.Release(1); // the request is not served, so it does not count
+                    return Refused("tokens", lease, $"Rate limit reached on tokens per minute (TPM): limit {_tokens.Limit}, requested {tokens}.");
                 }
-                _credit -= fromCredit;
             }
             return new QuotaDecision(new Reservation(this, tokens), null, default, null);
         }
@@ -122,56 +85,21 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
             {
                 return;
             }
-            lock (_lock)
+            if (actual < reserved)
             {
-                if (actual < reserved)
-                {
-                    _credit += reserved - actual;
-                    TrimCredit();
-                }
-                else
-                {
-                    // More than reserved (should not happen: completions never exceed max tokens); charge what we can.
-                    using var _ = _tokens.AttemptAcquire(Math.Min(actual - reserved, _tokensPerMinute));
-                }
+                _tokens.Release(reserved - actual);
             }
-        }
-
-        private void TrimCredit()
-        {
-            var available = _tokens!.GetStatistics()?.CurrentAvailablePermits ?? 0;
-            _credit = Math.Clamp(_credit, 0, Math.Max(0, _tokensPerMinute - available));
+            else
+            {
+                // More than reserved (completions never exceed max tokens, so this should not happen): charge what fits.
+                using var _ = _tokens.AttemptAcquire(Math.Min(actual - reserved, _tokens.Limit));
+            }
         }
 
         private static QuotaDecision Refused(string limit, RateLimitLease lease, string message)
         {
             var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? after : TimeSpan.FromSeconds(1);
             return new QuotaDecision(null, limit, retryAfter, message);
-        }
-
-        /// <summary>A bucket of <paramref name="perMinute"/> permits refilled in even steps by a timer.</summary>
-        private static (TokenBucketRateLimiter, ITimer) CreateBucket(int perMinute, TimeProvider time)
-        {
-            var perPeriod = Math.Max(1, perMinute / 60);
-            var period = TimeSpan.FromTicks(TimeSpan.FromMinutes(1).Ticks * perPeriod / perMinute);
-            var bucket = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = perMinute,
-                TokensPerPeriod = perPeriod,
-                ReplenishmentPeriod = period,
-                AutoReplenishment = false,
-                QueueLimit = 0,
-            });
-            var timer = time.CreateTimer(static state => ((TokenBucketRateLimiter)state!).TryReplenish(), bucket, period, period);
-            return (bucket, timer);
-        }
-
-        public void Dispose()
-        {
-            _requestTimer?.Dispose();
-            _tokenTimer?.Dispose();
-            _requests?.Dispose();
-            _tokens?.Dispose();
         }
 
         private sealed class Reservation(KeyQuota owner, int reserved) : QuotaReservation

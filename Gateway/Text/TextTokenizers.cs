@@ -49,7 +49,7 @@ public sealed class TextTokenizers
     };
 
     /// <summary>
-    /// Id → raw bytes from the tiktoken file the data package embeds ("base64-bytes rank" lines).
+    /// Id → raw bytes from the tiktoken file the data package embeds ("base64 [rank]" lines).
     /// Microsoft.ML.Tokenizers keeps its byte decoder internal, and its public decode turns a
     /// character split across tokens into U+FFFD, so streaming needs the bytes themselves.
     /// </summary>
@@ -61,14 +61,21 @@ public sealed class TextTokenizers
         using var inflated = new System.IO.Compression.DeflateStream(resource, System.IO.Compression.CompressionMode.Decompress);
         using var reader = new StreamReader(inflated, Encoding.UTF8);
         var ranks = new Dictionary<int, ReadOnlyMemory<byte>>(64 * 1024);
+        var rank = 0;
         while (reader.ReadLine() is { } line)
         {
-            var space = line.IndexOf(' ');
-            if (space <= 0)
+            if (line.Length == 0 || line.StartsWith("Capacity:", StringComparison.Ordinal))
             {
                 continue;
             }
-            ranks[int.Parse(line.AsSpan(space + 1), System.Globalization.CultureInfo.InvariantCulture)] = Convert.FromBase64String(line[..space]);
+            // Either "base64 rank" (tiktoken) or one base64 entry per line, ranked by position.
+            var space = line.IndexOf(' ');
+            if (space > 0)
+            {
+                rank = int.Parse(line.AsSpan(space + 1), System.Globalization.CultureInfo.InvariantCulture);
+                line = line[..space];
+            }
+            ranks[rank++] = Convert.FromBase64String(line);
         }
         return ranks;
     }
