@@ -73,7 +73,7 @@ public static class GatewayServiceCollectionExtensions
 
         services.AddGrpc(options => options.EnableDetailedErrors = false);
         services.AddGrpcReflection();
-        services.AddGrpcHealthChecks().AddCheck("self", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddGrpcHealthChecks(); // reports the same checks as /health
         return builder;
     }
 
