@@ -159,24 +159,39 @@ internal sealed class OpenAiHandler(
         {
             throw TooLarge(limit);
         }
+        JsonDocument document;
         try
         {
-            return await JsonSerializer.DeserializeAsync(context.Request.Body, typeInfo, cancellationToken).ConfigureAwait(false)
-                ?? throw new GatewayException(GatewayError.InvalidRequest, "The request body must be a JSON object.", null, "invalid_json");
+            // Parse first, then bind: a syntax error and a wrongly typed field are different 400s.
+            document = await JsonDocument.ParseAsync(context.Request.Body, default, cancellationToken).ConfigureAwait(false);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             throw TooLarge(limit);
         }
-        catch (JsonException ex)
+        catch (JsonException)
         {
-            var param = ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
             throw new GatewayException(GatewayError.InvalidRequest,
-                param is null
-                    ? "We could not parse the JSON body of your request. The body must be a valid JSON object."
-                    : $"Invalid type or value for '{param}': the JSON does not match the expected type.",
-                param,
-                param is null ? "invalid_json" : "invalid_type");
+                "We could not parse the JSON body of your request. The body must be a valid JSON object.", null, "invalid_json");
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new GatewayException(GatewayError.InvalidRequest, "The request body must be a JSON object.", null, "invalid_json");
+            }
+            try
+            {
+                return document.Deserialize(typeInfo)
+                    ?? throw new GatewayException(GatewayError.InvalidRequest, "The request body must be a JSON object.", null, "invalid_json");
+            }
+            catch (JsonException ex)
+            {
+                var param = ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+                throw new GatewayException(GatewayError.InvalidRequest,
+                    param is null ? "The request body does not match the expected shape." : $"Invalid type for '{param}'.",
+                    param, "invalid_type");
+            }
         }
     }
 
@@ -310,17 +325,10 @@ internal sealed class OpenAiHandler(
         }
         catch (GatewayException ex)
         {
-            // The 200 is gone: the error is the final event. Then the connection is reset rather than
-            // closed cleanly, so even clients that ignore error events (the .NET SDK) see a failure.
-            try
-            {
-                await sse.WriteAsync(OpenAiErrors.ToBody(ex), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
-                await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                context.Abort();
-            }
+            // The 200 is gone: the error is the final event (no [DONE] after it), as vLLM and the
+            // OpenAI SDKs expect; the Node and Python SDKs raise it. The response then ends normally:
+            // aborting instead would make TCP drop the unread event on the client.
+            await sse.WriteAsync(OpenAiErrors.ToBody(ex), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

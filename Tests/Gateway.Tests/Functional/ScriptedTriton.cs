@@ -85,7 +85,7 @@ internal sealed class ScriptedTriton : IAsyncDisposable
             {
                 return;
             }
-            var call = new ScriptedCall(requestStream.Current, context.RequestHeaders, responseStream, context.CancellationToken);
+            var call = new ScriptedCall(requestStream.Current, context.RequestHeaders, responseStream, context.CancellationToken, () => context.GetHttpContext().Abort());
             context.CancellationToken.Register(() => call.SetCancelled());
             holder.Owner.Record(call);
             try
@@ -108,7 +108,7 @@ internal sealed class ScriptedTriton : IAsyncDisposable
 }
 
 /// <summary>One <c>ModelStreamInfer</c> call as the scripted server sees it.</summary>
-internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken aborted)
+internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken aborted, Action kill)
 {
     private readonly List<uint> _sequence = [.. TensorCodec.DecodeUInt32(request.RawInputContents[request.Inputs.ToList().FindIndex(t => t.Name == "input_ids")].Span)];
     private readonly TaskCompletionSource _cancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -133,6 +133,9 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
         TensorCodec.DecodeInt32(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span);
 
     internal void SetCancelled() => _cancelled.TrySetResult();
+
+    /// <summary>Resets the HTTP/2 stream as a crashing server would.</summary>
+    public void Kill() => kill();
 
     internal void SetCompletedCleanly() => _completed.TrySetResult();
 
