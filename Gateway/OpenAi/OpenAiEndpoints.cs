@@ -33,14 +33,21 @@ public static class OpenAiEndpoints
 }
 
 /// <summary>The REST + SSE face: parses, authenticates, runs the shared pipeline, writes OpenAI shapes.</summary>
-internal sealed class OpenAiHandler(
+internal sealed partial class OpenAiHandler(
     IApiKeyAuthenticator authenticator,
     IGenerationService generation,
     IModelCatalog catalog,
     IOptions<GatewayOptions> options,
     IHostApplicationLifetime lifetime,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<OpenAiHandler> logger)
 {
+    private static GatewayException Internal(Exception inner) =>
+        new(GatewayError.Internal, "The gateway failed to process the request.", null, "internal_error", inner: inner);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure on {Path}")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string path);
+
     private readonly long _modelsCreated = time.GetUtcNow().ToUnixTimeSeconds();
 
     public async Task GenerateAsync(HttpContext context, bool chat)
@@ -76,16 +83,30 @@ internal sealed class OpenAiHandler(
         {
             return;
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogUnexpected(logger, ex, context.Request.Path);
+            await OpenAiErrors.WriteAsync(context, Internal(ex)).ConfigureAwait(false);
+            return;
+        }
 
         await using (stream.ConfigureAwait(false))
         {
-            if (streaming)
+            try
             {
-                await StreamAsync(context, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+                if (streaming)
+                {
+                    await StreamAsync(context, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await CompleteAsync(context, stream, chat, cancellationToken).ConfigureAwait(false);
+                }
             }
-            else
+            catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
             {
-                await CompleteAsync(context, stream, chat, cancellationToken).ConfigureAwait(false);
+                LogUnexpected(logger, ex, context.Request.Path);
+                await OpenAiErrors.WriteAsync(context, Internal(ex)).ConfigureAwait(false);
             }
         }
     }
@@ -147,7 +168,7 @@ internal sealed class OpenAiHandler(
         authenticator.Authenticate(context.Request.Headers.Authorization.ToString()) ?? throw new GatewayException(
             GatewayError.Unauthenticated,
             context.Request.Headers.Authorization.Count == 0
-                ? "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'."
+                ? "You did not provide an API key. Send it as the header Authorization: Bearer YOUR_KEY."
                 : "Incorrect API key provided.",
             null,
             "invalid_api_key");
@@ -329,6 +350,11 @@ internal sealed class OpenAiHandler(
             // OpenAI SDKs expect; the Node and Python SDKs raise it. The response then ends normally:
             // aborting instead would make TCP drop the unread event on the client.
             await sse.WriteAsync(OpenAiErrors.ToBody(ex), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not GatewayException && response.HasStarted)
+        {
+            await sse.WriteAsync(OpenAiErrors.ToBody(Internal(ex)), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
+            throw;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
