@@ -221,8 +221,9 @@ public sealed class RestStreamingTests
     [Fact]
     public async Task Stream_TraceContext_ReachesTritonUnderTheTritonSpan()
     {
+        // The listener is process-wide and other tests run in parallel: filter by this request's trace.
         var stopped = new System.Collections.Concurrent.ConcurrentDictionary<ActivitySpanId, Activity>();
-        var requestSpanStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var requestSpans = System.Threading.Channels.Channel.CreateUnbounded<Activity>();
         using var listener = new ActivityListener
         {
             ShouldListenTo = _ => true,
@@ -232,7 +233,7 @@ public sealed class RestStreamingTests
                 stopped[activity.SpanId] = activity;
                 if (activity.OperationName == "chat gpt-j-6b")
                 {
-                    requestSpanStopped.TrySetResult();
+                    requestSpans.Writer.TryWrite(activity);
                 }
             },
         };
@@ -245,15 +246,19 @@ public sealed class RestStreamingTests
         await using var gateway = await GatewayHost.StartAsync(triton.Address);
         using var response = await gateway.Http.PostAsync("/v1/chat/completions", ChatBody());
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        await requestSpanStopped.Task.WaitAsync(Wait);
 
         var traceparent = triton.Calls.Single().Headers.GetValue("traceparent");
         Assert.NotNull(traceparent);
         var parts = traceparent.Split('-');
-        var requestSpan = stopped.Values.Single(a => a.OperationName == "chat gpt-j-6b");
+        using var timeout = new CancellationTokenSource(Wait);
+        Activity requestSpan;
+        do
+        {
+            requestSpan = await requestSpans.Reader.ReadAsync(timeout.Token);
+        }
+        while (requestSpan.TraceId.ToString() != parts[1]);
         var tritonSpan = stopped.Values.Single(a => a.OperationName == "triton ModelStreamInfer" && a.TraceId == requestSpan.TraceId);
         Assert.Equal(requestSpan.SpanId, tritonSpan.ParentSpanId);
-        Assert.Equal(tritonSpan.TraceId.ToString(), parts[1]);
         // Triton's parent span is the Triton span itself or a client span under it (gRPC, HTTP).
         var sent = stopped[ActivitySpanId.CreateFromString(parts[2])];
         var ancestor = sent;
