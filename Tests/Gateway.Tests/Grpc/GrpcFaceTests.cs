@@ -219,3 +219,21 @@ public sealed class GrpcFaceTests
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
     }
 }
+
+public sealed class GrpcReflectionTests
+{
+    [Fact]
+    public async Task Reflection_ListsTheGatewayService()
+    {
+        await using var triton = await ScriptedTriton.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(triton.Address);
+        var client = new global::Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(gateway.Grpc);
+        using var call = client.ServerReflectionInfo();
+        await call.RequestStream.WriteAsync(new global::Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = "" });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext());
+        var services = call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+        Assert.Contains("llm.gateway.v1.LlmGateway", services);
+        Assert.Contains("grpc.health.v1.Health", services);
+    }
+}
