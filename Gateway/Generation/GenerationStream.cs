@@ -148,9 +148,9 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         {
             return await _call.ReadAsync(_options.IdleTimeout).ConfigureAwait(false);
         }
-        catch (TritonCallException ex) when (ex.Failure == TritonFailure.Timeout && FinishReason is not null)
+        catch (TritonCallException) when (FinishReason is not null)
         {
-            // Generation already ended (end id or length) but the final flag never came: treat as the end.
+            // Every token is already out (end id or length); only the final flag was missing: that is the end.
             return null;
         }
         catch (TritonCallException ex)

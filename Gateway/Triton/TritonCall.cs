@@ -66,8 +66,9 @@ internal sealed class TritonCall : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            var translated = call.Translate(ex);
             await call.DisposeAsync().ConfigureAwait(false);
-            throw call.Translate(ex);
+            throw translated;
         }
     }
 
