@@ -1,6 +1,4 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace Gateway.Hosting;
 
@@ -29,7 +27,6 @@ public static class GatewayApplication
     public static GatewayEndpoints GetEndpoints(this WebApplication app)
     {
         var listeners = app.Services.GetRequiredService<GatewayListeners>();
-        _ = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
         return new GatewayEndpoints(ToUri(listeners.Rest), ToUri(listeners.Grpc));
 
         static Uri ToUri(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? options)
