@@ -4,4 +4,6 @@ var triton = builder.AddTriton("triton");
 
 builder.AddGateway("gateway", triton);
 
+builder.AddGkePublishing();
+
 builder.Build().Run();

@@ -1,10 +1,3 @@
-var builder = WebApplication.CreateBuilder(args);
+using TritonEmulator.Hosting;
 
-builder.AddServiceDefaults();
-
-var app = builder.Build();
-
-app.MapDefaultEndpoints();
-
-app.Run();
-
+EmulatorApplication.Build(args).Run();

@@ -1,0 +1,55 @@
+namespace Aspire.Hosting.Publishing.Kubernetes;
+
+/// <summary>
+/// The per-resource choices the Aspire model cannot express, keyed by resource name. Everything
+/// else is derived from the model, so a new project resource gets the hardened default.
+/// </summary>
+internal static class WorkloadPolicies
+{
+    /// <summary>Project resources reachable from the internet through the GKE Gateway, with the path they own.</summary>
+    public static readonly IReadOnlyDictionary<string, PublicRoute> PublicRoutes = new Dictionary<string, PublicRoute>(StringComparer.Ordinal)
+    {
+        // The OpenAI-compatible REST + SSE face; gRPC (h2c) stays inside the cluster.
+        ["gateway"] = new("http", "/v1", SessionAffinity: false),
+        // Blazor Server: a circuit lives in one pod, so the load balancer keeps a client on it.
+        ["web"] = new("http", "/", SessionAffinity: true),
+    };
+
+    /// <summary>
+    /// Resources that read API keys from their Secret even though no Aspire parameter carries
+    /// them (the gateway's <c>Gateway:ApiKeys</c> section), with the example lines written to
+    /// <c>.env.secret.example</c>.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> SecretExamples = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
+    {
+        ["gateway"] =
+        [
+            "# One key per tenant: only the SHA-256 of the key is stored (see docs/deploy-gke.md).",
+            "Gateway__ApiKeys__team_a__Sha256=",
+            "Gateway__ApiKeys__team_a__Tenant=team-a",
+            "Gateway__ApiKeys__team_a__AllowedModels__0=*",
+            "Gateway__ApiKeys__team_a__RequestsPerMinute=600",
+            "Gateway__ApiKeys__team_a__TokensPerMinute=200000",
+        ],
+    };
+
+    /// <summary>Longest stream a pod finishes after it is told to stop; the LB drains for as long.</summary>
+    public const int TerminationGracePeriodSeconds = 120;
+
+    /// <summary>Time for the load balancer and the NEG to stop sending new requests before SIGTERM.</summary>
+    public const int PreStopSleepSeconds = 10;
+
+    /// <summary>GCPBackendPolicy timeout: the longest SSE stream or WebSocket circuit the LB lets run.</summary>
+    public const int BackendTimeoutSeconds = 3600;
+
+    /// <summary>The .NET images' non-root <c>app</c> user (APP_UID).</summary>
+    public const long DotnetAppUid = 1654;
+
+    /// <summary>The Triton images' non-root <c>triton-server</c> user.</summary>
+    public const long TritonUid = 1000;
+
+    /// <summary>Triton scales on its queue: requests received but not yet executing, per pod.</summary>
+    public const string TritonQueueMetric = "prometheus.googleapis.com|nv_inference_pending_request_count|gauge";
+}
+
+internal sealed record PublicRoute(string EndpointName, string PathPrefix, bool SessionAffinity);

@@ -1,0 +1,53 @@
+using Prometheus;
+
+namespace TritonEmulator.Metrics;
+
+/// <summary>
+/// Triton's Prometheus metrics with its exact names and labels, in a registry of our own (not the
+/// static default): per-model counters labelled <c>model</c>, <c>version</c>; emulated GPU gauges
+/// labelled <c>gpu_uuid</c>.
+/// </summary>
+internal sealed class TritonMetrics
+{
+    public const string GpuUuid = "GPU-00000000-0000-0000-0000-emulator0000";
+
+    public TritonMetrics()
+    {
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+        string[] model = ["model", "version"];
+        Success = factory.CreateCounter("nv_inference_request_success", "Number of successful inference requests, all batch sizes", model);
+        Failure = factory.CreateCounter("nv_inference_request_failure", "Number of failed inference requests, all batch sizes", ["model", "version", "reason"]);
+        InferenceCount = factory.CreateCounter("nv_inference_count", "Number of inferences performed (does not include cached requests)", model);
+        ExecutionCount = factory.CreateCounter("nv_inference_exec_count", "Number of model executions performed (does not include cached requests)", model);
+        Pending = factory.CreateGauge("nv_inference_pending_request_count", "Instantaneous number of pending requests awaiting execution per-model.", model);
+        RequestDuration = factory.CreateCounter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds (includes cached requests)", model);
+        QueueDuration = factory.CreateCounter("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds (includes cached requests)", model);
+        ComputeInfer = factory.CreateCounter("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds (does not include cached requests)", model);
+        GpuUtilization = factory.CreateGauge("nv_gpu_utilization", "GPU utilization rate [0.0 - 1.0)", "gpu_uuid");
+        GpuMemoryTotal = factory.CreateGauge("nv_gpu_memory_total_bytes", "GPU total memory, in bytes", "gpu_uuid");
+        GpuMemoryUsed = factory.CreateGauge("nv_gpu_memory_used_bytes", "GPU used memory, in bytes", "gpu_uuid");
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public Counter Success { get; }
+    public Counter Failure { get; }
+    public Counter InferenceCount { get; }
+    public Counter ExecutionCount { get; }
+    public Gauge Pending { get; }
+    public Counter RequestDuration { get; }
+    public Counter QueueDuration { get; }
+    public Counter ComputeInfer { get; }
+    public Gauge GpuUtilization { get; }
+    public Gauge GpuMemoryTotal { get; }
+    public Gauge GpuMemoryUsed { get; }
+
+    public static string ReasonLabel(Scheduling.FailureReason reason) => reason switch
+    {
+        Scheduling.FailureReason.Rejected => "REJECTED",
+        Scheduling.FailureReason.Canceled => "CANCELED",
+        Scheduling.FailureReason.Backend => "BACKEND",
+        _ => "OTHER",
+    };
+}

@@ -1,0 +1,169 @@
+namespace TritonEmulator.Models.Text;
+
+/// <summary>Sampling settings of one row (FasterTransformer's runtime inputs).</summary>
+internal readonly record struct SamplingSettings(uint TopK, float TopP, float Temperature, float RepetitionPenalty)
+{
+    /// <summary>FasterTransformer samples greedily when both top-k and top-p are 0; a near-zero temperature is greedy too.</summary>
+    public bool IsGreedy => (TopK == 0 && TopP <= 0f) || TopK == 1 || Temperature < 1e-4f;
+}
+
+/// <summary>
+/// Samples the next token of one sequence from the token model: repetition penalty, bad words,
+/// temperature, top-k and top-p, with a seeded generator. Reuses its buffers between tokens.
+/// </summary>
+internal sealed class TokenSampler(TokenLanguageModel model, SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords)
+{
+    private SplitMix64 _random = new(seed);
+    private int[] _tokens = new int[64];
+    private double[] _scores = new double[64];
+
+    /// <summary>Chooses the next token after <paramref name="sequence"/>; <paramref name="logProbability"/> is its log-probability.</summary>
+    public int Next(ReadOnlySpan<uint> sequence, out float logProbability)
+    {
+        var count = Fill(model.Next(sequence), sequence);
+        if (count == 0)
+        {
+            count = Fill(model.Unigrams, sequence);
+        }
+        if (count == 0)
+        {
+            logProbability = 0f;
+            return TokenLanguageModel.EndOfText;
+        }
+        // Scores are logits (log counts after the penalty); order: best first, ties by token id.
+        SortDescending(count);
+        if (settings.IsGreedy)
+        {
+            logProbability = (float)LogSoftmaxOfFirst(count, 1.0);
+            return _tokens[0];
+        }
+        var temperature = settings.Temperature <= 0f ? 1.0 : settings.Temperature;
+        var max = _scores[0];
+        double sum = 0;
+        for (var i = 0; i < count; i++)
+        {
+            _scores[i] = Math.Exp((_scores[i] - max) / temperature);
+            sum += _scores[i];
+        }
+        var keep = count;
+        if (settings.TopK > 0 && settings.TopK < keep)
+        {
+            keep = (int)settings.TopK;
+        }
+        if (settings.TopP > 0f && settings.TopP < 1f)
+        {
+            double cumulative = 0;
+            for (var i = 0; i < keep; i++)
+            {
+                cumulative += _scores[i] / sum;
+                if (cumulative >= settings.TopP)
+                {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+        double kept = 0;
+        for (var i = 0; i < keep; i++)
+        {
+            kept += _scores[i];
+        }
+        var target = _random.NextDouble() * kept;
+        var chosen = keep - 1;
+        double running = 0;
+        for (var i = 0; i < keep; i++)
+        {
+            running += _scores[i];
+            if (target < running)
+            {
+                chosen = i;
+                break;
+            }
+        }
+        logProbability = (float)Math.Log(_scores[chosen] / kept);
+        return _tokens[chosen];
+    }
+
+    private int Fill(TokenLanguageModel.Candidates candidates, ReadOnlySpan<uint> sequence)
+    {
+        if (_tokens.Length < candidates.Tokens.Length)
+        {
+            _tokens = new int[candidates.Tokens.Length];
+            _scores = new double[candidates.Tokens.Length];
+        }
+        var count = 0;
+        for (var i = 0; i < candidates.Tokens.Length; i++)
+        {
+            var token = candidates.Tokens[i];
+            if (IsBanned(token, sequence))
+            {
+                continue;
+            }
+            var logit = Math.Log(candidates.Counts[i]) + 1.0;
+            if (settings.RepetitionPenalty > 0f && settings.RepetitionPenalty != 1f && sequence.Contains((uint)token))
+            {
+                logit = logit > 0 ? logit / settings.RepetitionPenalty : logit * settings.RepetitionPenalty;
+            }
+            _tokens[count] = token;
+            _scores[count] = logit;
+            count++;
+        }
+        return count;
+    }
+
+    private bool IsBanned(int token, ReadOnlySpan<uint> sequence)
+    {
+        for (var w = 0; w < badWords.Count; w++)
+        {
+            var word = badWords[w];
+            if (word[^1] != token || word.Length - 1 > sequence.Length)
+            {
+                continue;
+            }
+            var matches = true;
+            for (var i = 0; i < word.Length - 1; i++)
+            {
+                if (sequence[sequence.Length - (word.Length - 1) + i] != (uint)word[i])
+                {
+                    matches = false;
+                    break;
+                }
+            }
+            if (matches)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void SortDescending(int count)
+    {
+        // Insertion sort: candidate lists are short and mostly sorted already.
+        for (var i = 1; i < count; i++)
+        {
+            var score = _scores[i];
+            var token = _tokens[i];
+            var j = i - 1;
+            while (j >= 0 && (_scores[j] < score || (_scores[j] == score && _tokens[j] > token)))
+            {
+                _scores[j + 1] = _scores[j];
+                _tokens[j + 1] = _tokens[j];
+                j--;
+            }
+            _scores[j + 1] = score;
+            _tokens[j + 1] = token;
+        }
+    }
+
+    private double LogSoftmaxOfFirst(int count, double temperature)
+    {
+        var max = _scores[0];
+        double sum = 0;
+        for (var i = 0; i < count; i++)
+        {
+            sum += Math.Exp((_scores[i] - max) / temperature);
+        }
+        return -Math.Log(sum);
+    }
+}

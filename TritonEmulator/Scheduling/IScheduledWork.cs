@@ -1,0 +1,45 @@
+namespace TritonEmulator.Scheduling;
+
+/// <summary>
+/// One request as the scheduler sees it: a number of rows that generate in lock step. The model
+/// behind it writes its own responses; the scheduler only decides when it runs.
+/// </summary>
+internal interface IScheduledWork
+{
+    /// <summary>Rows (batch elements) the request occupies in a batch.</summary>
+    int BatchSize { get; }
+
+    /// <summary>Prompt tokens over all rows (prefill cost).</summary>
+    int PromptTokens { get; }
+
+    /// <summary>KV-cache tokens the request reserves while it runs (prompt + output per row).</summary>
+    long KvTokens { get; }
+
+    /// <summary>Responses written so far (the index of the next one).</summary>
+    int ResponsesWritten { get; }
+
+    /// <summary>
+    /// Produces the next token of every unfinished row and writes the response(s) for it.
+    /// Returns true when the request has ended and its final response is written.
+    /// </summary>
+    bool Step();
+
+    /// <summary>Ends the request with an error (queue timeout, cancellation, shutdown).</summary>
+    void Fail(InferenceException error);
+}
+
+/// <summary>What the scheduler reports, for statistics and metrics; it knows nothing of protocols.</summary>
+internal interface ISchedulerObserver
+{
+    void QueueChanged(int pendingRequests);
+
+    void Executed(int batchSize, TimeSpan compute);
+
+    void ResponseWritten(int index, TimeSpan compute);
+
+    void Succeeded(int batchSize, TimeSpan total, TimeSpan queue, TimeSpan compute);
+
+    void Failed(FailureReason reason, TimeSpan total, int responseIndex);
+
+    void KvTokensChanged(long inUse, int activeSequences);
+}

@@ -1,0 +1,627 @@
+using Microsoft.Extensions.Logging;
+
+namespace TritonEmulator.Scheduling;
+
+/// <summary>
+/// The engine loop of one model: a priority queue with Triton's queue policies in front of a batch
+/// that runs either statically (FasterTransformer: until its longest sequence ends) or in flight
+/// (sequences join and leave at every step). All waits go through the injected <see cref="TimeProvider"/>.
+/// </summary>
+internal sealed partial class ModelScheduler : IAsyncDisposable
+{
+    private readonly SchedulerSettings _settings;
+    private readonly TimingProfile _timing;
+    private readonly TimeProvider _time;
+    private readonly ISchedulerObserver _observer;
+    private readonly ILogger _logger;
+    private readonly object _gate = new();
+    private readonly LinkedList<Entry>[] _queues;
+    private readonly List<Entry> _active = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private TaskCompletionSource _wake = NewSignal();
+    private TaskCompletionSource _waitChanged = NewSignal();
+    private SchedulerWait _currentWait = new(0, null, false);
+    private long _waitSequence;
+    private long _kvInUse;
+    private Task _loop = Task.CompletedTask;
+    private int _disposed;
+
+    public ModelScheduler(SchedulerSettings settings, TimingProfile timing, TimeProvider time, ISchedulerObserver observer, ILogger logger)
+    {
+        _settings = settings;
+        _timing = timing;
+        _time = time;
+        _observer = observer;
+        _logger = logger;
+        _queues = new LinkedList<Entry>[settings.PriorityLevels];
+        for (var i = 0; i < _queues.Length; i++)
+        {
+            _queues[i] = new LinkedList<Entry>();
+        }
+    }
+
+    public SchedulerSettings Settings => _settings;
+
+    public TimingProfile Timing => _timing;
+
+    /// <summary>Requests waiting in the queue.</summary>
+    public int QueuedCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return CountQueued();
+            }
+        }
+    }
+
+    /// <summary>Rows generating now.</summary>
+    public int ActiveSequences
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return ActiveRows();
+            }
+        }
+    }
+
+    public long KvTokensInUse => Interlocked.Read(ref _kvInUse);
+
+    /// <summary>What the loop waits for now (tests step a fake clock with it).</summary>
+    public SchedulerWait CurrentWait
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _currentWait;
+            }
+        }
+    }
+
+    public void Start() => _loop = Task.Run(() => RunAsync(_stopping.Token));
+
+    /// <summary>
+    /// Queues a request or rejects it at once (full queue, too large for the batch or the KV cache).
+    /// </summary>
+    public void Enqueue(IScheduledWork work, ulong priority, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (work.BatchSize > _settings.MaxBatchSize)
+        {
+            throw new InferenceException(InferenceErrorCode.InvalidArgument,
+                $"inference request batch-size must be <= {_settings.MaxBatchSize}", FailureReason.Rejected);
+        }
+        if (work.KvTokens > _timing.KvCapacityTokens)
+        {
+            throw new InferenceException(InferenceErrorCode.InvalidArgument,
+                $"request needs {work.KvTokens} KV-cache tokens (prompt + request_output_len per row) but the engine holds {_timing.KvCapacityTokens}",
+                FailureReason.Rejected);
+        }
+        var level = _settings.ResolvePriority(priority);
+        var policy = _settings.Policies[level - 1];
+        var entry = new Entry(this, work, level, _time.GetTimestamp());
+        lock (_gate)
+        {
+            if (_stopping.IsCancellationRequested)
+            {
+                throw new InferenceException(InferenceErrorCode.Unavailable, "Server is stopping", FailureReason.Rejected);
+            }
+            var queue = _queues[level - 1];
+            if (policy.MaxQueueSize > 0 && queue.Count >= policy.MaxQueueSize)
+            {
+                throw new InferenceException(InferenceErrorCode.Unavailable, "Exceeds maximum queue size", FailureReason.Rejected);
+            }
+            entry.Node = queue.AddLast(entry);
+            _observer.QueueChanged(CountQueued());
+        }
+        var effectiveTimeout = policy.EffectiveTimeout(timeout);
+        if (effectiveTimeout > TimeSpan.Zero && !policy.DelayOnTimeout)
+        {
+            entry.Timer = _time.CreateTimer(static state => ((Entry)state!).Owner.OnQueueTimeout((Entry)state!),
+                entry, effectiveTimeout, Timeout.InfiniteTimeSpan);
+        }
+        entry.Cancellation = cancellationToken.Register(static state => ((Entry)state!).Owner.OnCancelled((Entry)state!), entry);
+        Signal();
+    }
+
+    private void OnQueueTimeout(Entry entry)
+    {
+        if (RemoveQueued(entry))
+        {
+            Finish(entry, new InferenceException(InferenceErrorCode.Unavailable, "Request timeout expired", FailureReason.Rejected));
+        }
+    }
+
+    private int _cancellationsSeen;
+
+    /// <summary>Cancellations observed so far (queued or running requests).</summary>
+    public int CancellationsSeen => Volatile.Read(ref _cancellationsSeen);
+
+    private void OnCancelled(Entry entry)
+    {
+        Interlocked.Increment(ref _cancellationsSeen);
+        if (RemoveQueued(entry))
+        {
+            Finish(entry, Cancelled());
+            return;
+        }
+        // Running: the loop drops it before the next step.
+        entry.CancelRequested = true;
+        Signal();
+    }
+
+    private static InferenceException Cancelled() =>
+        new(InferenceErrorCode.Cancelled, "Request was cancelled", FailureReason.Canceled);
+
+    private bool RemoveQueued(Entry entry)
+    {
+        lock (_gate)
+        {
+            if (entry.Node?.List is not { } list)
+            {
+                return false;
+            }
+            list.Remove(entry.Node);
+            entry.Node = null;
+            _observer.QueueChanged(CountQueued());
+            return true;
+        }
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                var wake = WakeSignal();
+                DropCancelledActive();
+                if (_settings.Mode == BatchingMode.Static)
+                {
+                    await StaticIterationAsync(wake, stopping);
+                }
+                else
+                {
+                    await InflightIterationAsync(wake, stopping);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception exception)
+        {
+            LogLoopFailed(_logger, exception);
+        }
+        FailAll(new InferenceException(InferenceErrorCode.Unavailable, "Server is stopping", FailureReason.Other));
+    }
+
+    private async Task StaticIterationAsync(Task wake, CancellationToken stopping)
+    {
+        if (_active.Count > 0)
+        {
+            var rows = ActiveRows();
+            var step = _timing.Step(rows);
+            await DelayAsync(step, stopping);
+            DropCancelledActive();
+            StepActive();
+            if (_active.Count == 0)
+            {
+                EndBatch();
+            }
+            return;
+        }
+        // Form a new batch, waiting up to max_queue_delay for it to fill.
+        List<Entry> admitted;
+        TimeSpan? fillDelay = null;
+        lock (_gate)
+        {
+            var queuedRows = QueuedRows();
+            if (queuedRows == 0)
+            {
+                admitted = [];
+            }
+            else
+            {
+                var target = _settings.PreferredBatchSizes.Count > 0 ? _settings.PreferredBatchSizes.Max() : _settings.MaxBatchSize;
+                var waited = _time.GetElapsedTime(OldestQueued()!.EnqueuedAt);
+                if (queuedRows < Math.Min(target, _settings.MaxBatchSize) && waited < _settings.MaxQueueDelay)
+                {
+                    admitted = [];
+                    fillDelay = _settings.MaxQueueDelay - waited;
+                }
+                else
+                {
+                    admitted = AdmitLocked(_settings.MaxBatchSize, _timing.KvCapacityTokens);
+                }
+            }
+        }
+        if (admitted.Count == 0)
+        {
+            await WaitAsync(wake, fillDelay, stopping);
+            return;
+        }
+        _batchStartedAt = _time.GetTimestamp();
+        _batchRows = 0;
+        foreach (var entry in admitted)
+        {
+            _batchRows += entry.Work.BatchSize;
+        }
+        var prefill = _timing.Prefill(PromptTokens(admitted));
+        await DelayAsync(prefill, stopping);
+        DropCancelledActive();
+        StepActive();
+        if (_active.Count == 0)
+        {
+            EndBatch();
+        }
+    }
+
+    private long _batchStartedAt;
+    private int _batchRows;
+
+    private void EndBatch()
+    {
+        if (_batchRows > 0)
+        {
+            _observer.Executed(_batchRows, _time.GetElapsedTime(_batchStartedAt));
+            _batchRows = 0;
+        }
+    }
+
+    private async Task InflightIterationAsync(Task wake, CancellationToken stopping)
+    {
+        List<Entry> admitted;
+        lock (_gate)
+        {
+            admitted = AdmitLocked(_settings.MaxBatchSize - ActiveRows(), _timing.KvCapacityTokens - Interlocked.Read(ref _kvInUse));
+        }
+        if (_active.Count == 0)
+        {
+            await WaitAsync(wake, null, stopping);
+            return;
+        }
+        var decodingRows = ActiveRows() - Rows(admitted);
+        var cost = (admitted.Count > 0 ? _timing.Prefill(PromptTokens(admitted)) : TimeSpan.Zero)
+            + (decodingRows > 0 ? _timing.Step(decodingRows) : TimeSpan.Zero);
+        await DelayAsync(cost, stopping);
+        if (admitted.Count > 0)
+        {
+            _observer.Executed(Rows(admitted), cost);
+        }
+        DropCancelledActive();
+        StepActive();
+    }
+
+    /// <summary>Moves queued requests into the active batch, highest priority first, while rows and KV fit.</summary>
+    private List<Entry> AdmitLocked(int freeRows, long freeKv)
+    {
+        var admitted = new List<Entry>();
+        foreach (var queue in _queues)
+        {
+            var node = queue.First;
+            while (node is not null && freeRows > 0)
+            {
+                var next = node.Next;
+                var work = node.Value.Work;
+                if (work.BatchSize > freeRows || work.KvTokens > freeKv)
+                {
+                    // Keep FIFO order within a level: a request that does not fit blocks the ones behind it.
+                    return Admitted(admitted);
+                }
+                freeRows -= work.BatchSize;
+                freeKv -= work.KvTokens;
+                queue.Remove(node);
+                node.Value.Node = null;
+                admitted.Add(node.Value);
+                node = next;
+            }
+        }
+        return Admitted(admitted);
+    }
+
+    private List<Entry> Admitted(List<Entry> admitted)
+    {
+        if (admitted.Count == 0)
+        {
+            return admitted;
+        }
+        var now = _time.GetTimestamp();
+        foreach (var entry in admitted)
+        {
+            entry.Timer?.Dispose();
+            entry.StartedAt = now;
+            entry.LastResponseAt = now;
+            _active.Add(entry);
+            Interlocked.Add(ref _kvInUse, entry.Work.KvTokens);
+        }
+        _observer.QueueChanged(CountQueued());
+        _observer.KvTokensChanged(Interlocked.Read(ref _kvInUse), ActiveRows());
+        return admitted;
+    }
+
+    private void StepActive()
+    {
+        for (var i = 0; i < _active.Count; i++)
+        {
+            var entry = _active[i];
+            bool finished;
+            var index = entry.Work.ResponsesWritten;
+            try
+            {
+                finished = entry.Work.Step();
+            }
+            catch (Exception exception)
+            {
+                LogStepFailed(_logger, exception);
+                RemoveActiveAt(i--);
+                Finish(entry, exception as InferenceException
+                    ?? new InferenceException(InferenceErrorCode.Internal, exception.Message, FailureReason.Backend));
+                continue;
+            }
+            var now = _time.GetTimestamp();
+            for (var r = index; r < entry.Work.ResponsesWritten; r++)
+            {
+                _observer.ResponseWritten(r, _time.GetElapsedTime(entry.LastResponseAt, now));
+            }
+            entry.LastResponseAt = now;
+            if (finished)
+            {
+                RemoveActiveAt(i--);
+                Finish(entry, null);
+            }
+        }
+    }
+
+    private void DropCancelledActive()
+    {
+        for (var i = 0; i < _active.Count; i++)
+        {
+            if (_active[i].CancelRequested)
+            {
+                var entry = _active[i];
+                RemoveActiveAt(i--);
+                Finish(entry, Cancelled());
+            }
+        }
+    }
+
+    private void RemoveActiveAt(int index)
+    {
+        var entry = _active[index];
+        lock (_gate)
+        {
+            _active.RemoveAt(index);
+        }
+        Interlocked.Add(ref _kvInUse, -entry.Work.KvTokens);
+        _observer.KvTokensChanged(Interlocked.Read(ref _kvInUse), ActiveRows());
+    }
+
+    private void Finish(Entry entry, InferenceException? error)
+    {
+        if (Interlocked.Exchange(ref entry.Finished, 1) == 1)
+        {
+            return;
+        }
+        entry.Timer?.Dispose();
+        entry.Cancellation.Dispose();
+        var total = _time.GetElapsedTime(entry.EnqueuedAt);
+        if (error is null)
+        {
+            var queue = TimeSpan.Zero;
+            var compute = TimeSpan.Zero;
+            if (entry.StartedAt != 0)
+            {
+                queue = _time.GetElapsedTime(entry.EnqueuedAt, entry.StartedAt);
+                compute = _time.GetElapsedTime(entry.StartedAt);
+            }
+            _observer.Succeeded(entry.Work.BatchSize, total, queue, compute);
+            return;
+        }
+        _observer.Failed(error.Reason, total, entry.Work.ResponsesWritten);
+        entry.Work.Fail(error);
+    }
+
+    private void FailAll(InferenceException error)
+    {
+        List<Entry> all;
+        lock (_gate)
+        {
+            all = [.. _active];
+            foreach (var queue in _queues)
+            {
+                foreach (var entry in queue)
+                {
+                    entry.Node = null;
+                    all.Add(entry);
+                }
+                queue.Clear();
+            }
+            _active.Clear();
+        }
+        foreach (var entry in all)
+        {
+            Finish(entry, error);
+        }
+    }
+
+    private Task DelayAsync(TimeSpan delay, CancellationToken stopping)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            return Task.CompletedTask;
+        }
+        return WaitAsync(null, delay, stopping);
+    }
+
+    private async Task WaitAsync(Task? wake, TimeSpan? delay, CancellationToken stopping)
+    {
+        using var delayCancellation = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var tasks = new List<Task>(2);
+        if (wake is not null)
+        {
+            tasks.Add(wake);
+        }
+        // Without a timer, an infinite delay still wakes the loop when the engine stops.
+        tasks.Add(delay is { } d ? Task.Delay(d, _time, delayCancellation.Token) : Task.Delay(Timeout.InfiniteTimeSpan, delayCancellation.Token));
+        SetWait(new SchedulerWait(Interlocked.Increment(ref _waitSequence), delay is { } dd ? _time.GetUtcNow() + dd : null, wake is not null));
+        try
+        {
+            var completed = await Task.WhenAny(tasks);
+            stopping.ThrowIfCancellationRequested();
+            await completed;
+        }
+        finally
+        {
+            delayCancellation.Cancel();
+            SetWait(new SchedulerWait(Interlocked.Increment(ref _waitSequence), null, false));
+            stopping.ThrowIfCancellationRequested();
+        }
+    }
+
+    private void SetWait(SchedulerWait wait)
+    {
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            _currentWait = wait;
+            changed = _waitChanged;
+            _waitChanged = NewSignal();
+        }
+        changed.TrySetResult();
+    }
+
+    /// <summary>Completes when the loop starts or stops waiting (test hook for fake clocks).</summary>
+    public Task WaitChangedAsync()
+    {
+        lock (_gate)
+        {
+            return _waitChanged.Task;
+        }
+    }
+
+    private Task WakeSignal()
+    {
+        lock (_gate)
+        {
+            if (_wake.Task.IsCompleted)
+            {
+                _wake = NewSignal();
+            }
+            return _wake.Task;
+        }
+    }
+
+    private void Signal()
+    {
+        lock (_gate)
+        {
+            _wake.TrySetResult();
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private int CountQueued()
+    {
+        var count = 0;
+        foreach (var queue in _queues)
+        {
+            count += queue.Count;
+        }
+        return count;
+    }
+
+    private int QueuedRows()
+    {
+        var rows = 0;
+        foreach (var queue in _queues)
+        {
+            foreach (var entry in queue)
+            {
+                rows += entry.Work.BatchSize;
+            }
+        }
+        return rows;
+    }
+
+    private Entry? OldestQueued()
+    {
+        Entry? oldest = null;
+        foreach (var queue in _queues)
+        {
+            if (queue.First is { } first && (oldest is null || first.Value.EnqueuedAt < oldest.EnqueuedAt))
+            {
+                oldest = first.Value;
+            }
+        }
+        return oldest;
+    }
+
+    private int ActiveRows()
+    {
+        var rows = 0;
+        foreach (var entry in _active)
+        {
+            rows += entry.Work.BatchSize;
+        }
+        return rows;
+    }
+
+    private static int Rows(List<Entry> entries)
+    {
+        var rows = 0;
+        foreach (var entry in entries)
+        {
+            rows += entry.Work.BatchSize;
+        }
+        return rows;
+    }
+
+    private static int PromptTokens(List<Entry> entries)
+    {
+        var tokens = 0;
+        foreach (var entry in entries)
+        {
+            tokens += entry.Work.PromptTokens;
+        }
+        return tokens;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+        _stopping.Cancel();
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The engine loop failed")]
+    private static partial void LogLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A model step failed")]
+    private static partial void LogStepFailed(ILogger logger, Exception exception);
+
+    private sealed class Entry(ModelScheduler owner, IScheduledWork work, int level, long enqueuedAt)
+    {
+        public ModelScheduler Owner { get; } = owner;
+        public IScheduledWork Work { get; } = work;
+        public int Level { get; } = level;
+        public long EnqueuedAt { get; } = enqueuedAt;
+        public long StartedAt { get; set; }
+        public long LastResponseAt { get; set; }
+        public LinkedListNode<Entry>? Node { get; set; }
+        public ITimer? Timer { get; set; }
+        public CancellationTokenRegistration Cancellation { get; set; }
+        public volatile bool CancelRequested;
+        public int Finished;
+    }
+}
+
+/// <summary>What the engine loop waits for: a timer due at <see cref="Until"/> and/or new work.</summary>
+internal sealed record SchedulerWait(long Sequence, DateTimeOffset? Until, bool ForWork);
