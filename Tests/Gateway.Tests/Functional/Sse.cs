@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 
 namespace Gateway.Tests.Functional;
@@ -45,4 +46,17 @@ internal sealed class SseReader(Stream body) : IDisposable
 internal static class Json
 {
     public static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement;
+}
+
+internal static class TokenizerTestExtensions
+{
+    /// <summary>The text of one token on its own (tests pick stop strings at token boundaries).</summary>
+    public static string CreateDetokenizerText(this Gateway.Text.ITextTokenizer tokenizer, int id)
+    {
+        var detokenizer = tokenizer.CreateDetokenizer();
+        var text = new StringBuilder();
+        detokenizer.Append(id, text);
+        detokenizer.Flush(text);
+        return text.ToString();
+    }
 }
