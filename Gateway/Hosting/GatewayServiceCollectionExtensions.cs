@@ -80,6 +80,8 @@ public static class GatewayServiceCollectionExtensions
     /// <summary>REST, gRPC (with health and reflection) and the /health and /alive probes.</summary>
     public static WebApplication MapGateway(this WebApplication app)
     {
+        // Resolve the catalogue now: tokenizers load before the first request, not during it.
+        app.Lifetime.ApplicationStarted.Register(static state => ((IServiceProvider)state!).GetRequiredService<IModelCatalog>(), app.Services);
         app.MapOpenAiApi();
         app.MapGrpcService<LlmGatewayService>();
         app.MapGrpcHealthChecksService();
