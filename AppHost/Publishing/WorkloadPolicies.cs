@@ -30,6 +30,10 @@ internal static class WorkloadPolicies
             "Gateway__ApiKeys__team_a__AllowedModels__0=*",
             "Gateway__ApiKeys__team_a__RequestsPerMinute=600",
             "Gateway__ApiKeys__team_a__TokensPerMinute=200000",
+            "# The web chat's own key (the SHA-256 of web/.env.secret's GatewayClient__ApiKey).",
+            "Gateway__ApiKeys__web__Sha256=",
+            "Gateway__ApiKeys__web__Tenant=web",
+            "Gateway__ApiKeys__web__AllowedModels__0=*",
         ],
     };
 
