@@ -127,7 +127,7 @@ internal static class TritonMetricsParser
         rest = rest.TrimEnd((byte)'\r');
         if (Utf8Parser.TryParse(rest, out value, out var consumed) && consumed == rest.Length)
         {
-            return true;
+            return double.IsFinite(value);
         }
         // NaN, +Inf and -Inf are valid sample values; they carry no usable load signal.
         return double.TryParse(rest, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);

@@ -234,7 +234,7 @@ internal sealed partial class TritonRouter(
         TritonReplica? best;
         if (count <= 2)
         {
-            best = snapshot[candidates[0]];
+            best = Better(null, snapshot[candidates[0]]);
             if (count == 2)
             {
                 best = Better(best, snapshot[candidates[1]]);
@@ -250,6 +250,11 @@ internal sealed partial class TritonRouter(
                 second++;
             }
             best = Better(snapshot[candidates[first]], snapshot[candidates[second]]);
+            for (var i = 0; best is null && i < count; i++)
+            {
+                // Both draws saturated: any replica with room beats a queue.
+                best = Better(null, snapshot[candidates[i]]);
+            }
         }
         return best;
     }
