@@ -43,8 +43,14 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     /// <summary>Whether the replica is still discovered (a replica that left discovery takes no new requests).</summary>
     public bool IsRemoved { get; set; }
 
-    internal void AddRequest(long tokens)
+    /// <summary>When the router last leased this replica (a sequence number; 0 = never). Breaks ties so idle traffic rotates.</summary>
+    public long LastPicked => Volatile.Read(ref _lastPicked);
+
+    private long _lastPicked;
+
+    internal void AddRequest(long tokens, long sequence)
     {
+        Volatile.Write(ref _lastPicked, sequence);
         Interlocked.Increment(ref _inFlight);
         Interlocked.Add(ref _inFlightTokens, tokens);
     }

@@ -54,6 +54,7 @@ internal sealed partial class TritonRouter(
     private readonly Lock _queueLock = new();
     private readonly PriorityQueue<Waiter, (int Class, long Sequence)> _queue = new();
     private long _sequence;
+    private long _picks;
     private int _queued;
 
     /// <summary>Requests waiting for a replica now.</summary>
@@ -194,7 +195,7 @@ internal sealed partial class TritonRouter(
 
     private ReplicaLease Lease(TritonReplica replica, RouteRequest request)
     {
-        replica.AddRequest(request.PromptTokens + (long)request.MaxTokens);
+        replica.AddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks));
         return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens);
     }
 
@@ -259,7 +260,7 @@ internal sealed partial class TritonRouter(
         return best;
     }
 
-    /// <summary>The unsaturated one with the lower score (fewer own requests on a tie); null when both are saturated.</summary>
+    /// <summary>The unsaturated one with the lower score; null when both are saturated.</summary>
     private TritonReplica? Better(TritonReplica? a, TritonReplica b)
     {
         var aOk = a is not null && !IsSaturated(a);
@@ -273,7 +274,12 @@ internal sealed partial class TritonRouter(
             return a;
         }
         var (scoreA, scoreB) = (Score(a!), Score(b));
-        return scoreB < scoreA || (scoreB == scoreA && b.InFlight < a!.InFlight) ? b : a;
+        if (scoreA != scoreB)
+        {
+            return scoreB < scoreA ? b : a;
+        }
+        // A tie (idle replicas): fewer own requests, then the one picked longest ago, so idle traffic rotates.
+        return b.InFlight != a!.InFlight ? (b.InFlight < a.InFlight ? b : a) : (b.LastPicked < a.LastPicked ? b : a);
     }
 
     private static int Collect(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, bool requireReady, bool excludeTried, Span<int> candidates)
