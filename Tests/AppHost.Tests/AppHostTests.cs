@@ -52,7 +52,9 @@ public sealed class AppHostTests(AppHostFixture fixture)
 
         var model = fixture.App.Services.GetRequiredService<DistributedApplicationModel>();
         var gateway = model.Resources.OfType<ProjectResource>().Single(r => r.Name == "gateway");
-        var environment = await gateway.GetEnvironmentVariableValuesAsync(DistributedApplicationOperation.Run);
+        var resolved = await ExecutionConfigurationBuilder.Create(gateway).WithEnvironmentVariablesConfig()
+            .BuildAsync(fixture.App.Services.GetRequiredService<DistributedApplicationExecutionContext>(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, cts.Token);
+        var environment = resolved.EnvironmentVariables.ToDictionary(e => e.Key, e => e.Value);
         Assert.EndsWith(":8001", environment["services__triton__grpc__0"]);
         Assert.EndsWith(":8011", environment["services__triton__grpc__1"]);
         Assert.EndsWith(":8002", environment["services__triton__metrics__0"]);
