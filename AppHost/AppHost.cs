@@ -1,8 +1,9 @@
 var builder = DistributedApplication.CreateBuilder(args);
 
-var triton = builder.AddTriton("triton");
+var triton = builder.AddTritonReplicas("triton");
 
-var gateway = builder.AddGateway("gateway", triton);
+var gateway = builder.AddGateway("gateway", triton[0])
+    .WithTritonReplicas(triton);
 
 builder.AddWeb("web", gateway);
 

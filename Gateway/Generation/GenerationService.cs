@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Gateway.Auth;
 using Gateway.Models;
 using Gateway.Quotas;
+using Gateway.Routing;
 using Gateway.Telemetry;
 using Gateway.Triton;
 using Gateway.Triton.Contracts;
@@ -24,7 +25,7 @@ internal interface IGenerationService
 internal sealed partial class GenerationService(
     IModelCatalog catalog,
     IQuotaLimiter quotas,
-    ITritonEndpointSelector endpoints,
+    ITritonRouter router,
     TritonChannels channels,
     IOptions<TritonOptions> tritonOptions,
     GatewayTelemetry telemetry,
@@ -95,10 +96,12 @@ internal sealed partial class GenerationService(
         var context = new GenerationContext(id, model, caller, operation, promptTokens, maxTokens, stops, started, decision.Reservation!, activity);
         try
         {
+            List<TritonReplica>? tried = null;
+            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority);
             for (var attempt = 0; ; attempt++)
             {
-                var endpoint = endpoints.Select(options.TritonModel, attempt)
-                    ?? throw new GatewayException(GatewayError.BackendUnavailable, "No Triton backend is ready.", null, "backend_unavailable", TimeSpan.FromSeconds(1));
+                var lease = await router.AcquireAsync(route, tried, cancellationToken).ConfigureAwait(false);
+                var endpoint = lease.Replica.Grpc;
                 var callActivity = telemetry.ActivitySource.StartActivity("triton ModelStreamInfer", ActivityKind.Client);
                 callActivity?.SetTag("rpc.system", "grpc");
                 callActivity?.SetTag("rpc.service", "inference.GRPCInferenceService");
@@ -116,11 +119,14 @@ internal sealed partial class GenerationService(
                     var first = await call.ReadAsync(null).ConfigureAwait(false)
                         ?? throw new TritonCallException(TritonFailure.EndedEarly, "Triton closed the stream before the first response.");
                     var backendWait = time.GetElapsedTime(waitStarted);
-                    return new GenerationStream(context, call, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, time, logger);
+                    return new GenerationStream(context, call, lease, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, time, logger);
                 }
                 catch (TritonCallException ex) when (ex.Failure != TritonFailure.Timeout && attempt + 1 < settings.MaxAttempts)
                 {
                     LogAttemptFailed(logger, id, endpoint, attempt, ex.Failure, ex.Message);
+                    lease.Failed(ex.Failure, ex.Message);
+                    lease.Dispose();
+                    (tried ??= []).Add(lease.Replica);
                     callActivity?.SetStatus(ActivityStatusCode.Error, ex.Failure.ToString());
                     callActivity?.Dispose();
                     if (call is not null)
@@ -130,6 +136,11 @@ internal sealed partial class GenerationService(
                 }
                 catch (Exception ex)
                 {
+                    if (ex is TritonCallException failed)
+                    {
+                        lease.Failed(failed.Failure, failed.Message);
+                    }
+                    lease.Dispose();
                     callActivity?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
                     callActivity?.Dispose();
                     if (call is not null)

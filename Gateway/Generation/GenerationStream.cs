@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Gateway.Routing;
 using Gateway.Telemetry;
 using Gateway.Text;
 using Gateway.Triton;
@@ -22,6 +23,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
 {
     private readonly GenerationContext _context;
     private readonly TritonCall _call;
+    private readonly ReplicaLease _lease;
     private readonly Activity? _callActivity;
     private readonly ITritonResponseDecoder _decoder;
     private readonly TritonOptions _options;
@@ -42,11 +44,12 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private bool _completed;
     private GatewayException? _failure;
 
-    public GenerationStream(GenerationContext context, TritonCall call, Activity? callActivity, ITritonResponseDecoder decoder,
+    public GenerationStream(GenerationContext context, TritonCall call, ReplicaLease lease, Activity? callActivity, ITritonResponseDecoder decoder,
         ModelInferResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
     {
         _context = context;
         _call = call;
+        _lease = lease;
         _callActivity = callActivity;
         _decoder = decoder;
         _pending = first;
@@ -103,6 +106,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             {
                 _pending = null;
                 var tokens = Process(response);
+                _lease.TokensGenerated(tokens);
                 if (_output.Length > 0 || tokens > 0)
                 {
                     var text = _output.ToString();
@@ -156,6 +160,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         catch (TritonCallException ex)
         {
             LogStreamFailed(_logger, _context.Id, ex.Failure, ex.Message);
+            _lease.Failed(ex.Failure, ex.Message);
             throw Fail(ex.Failure switch
             {
                 TritonFailure.Timeout => new GatewayException(GatewayError.IdleTimeout,
@@ -262,6 +267,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _call.DisposeAsync().ConfigureAwait(false);
+        _lease.Dispose();
         var duration = _time.GetElapsedTime(_context.StartedTimestamp);
         var model = _context.Model.Id;
         _context.Reservation.Settle(_context.PromptTokens + CompletionTokens);

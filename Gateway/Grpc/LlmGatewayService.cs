@@ -2,9 +2,11 @@ using System.Globalization;
 using Gateway.Auth;
 using Gateway.Generation;
 using Gateway.Models;
+using Gateway.Routing;
 using Gateway.Text;
 using Grpc.Core;
 using Llm.Gateway.V1;
+using Microsoft.Extensions.Options;
 
 namespace Gateway.Grpc;
 
@@ -17,6 +19,7 @@ internal sealed class LlmGatewayService(
     IApiKeyAuthenticator authenticator,
     IGenerationService generation,
     IModelCatalog catalog,
+    IOptions<RoutingOptions> routing,
     IHostApplicationLifetime lifetime) : LlmGateway.LlmGatewayBase
 {
     public override Task StreamChat(ChatRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
@@ -73,7 +76,7 @@ internal sealed class LlmGatewayService(
         try
         {
             var caller = Authenticate(context);
-            var request = map();
+            var request = PriorityHeader.Apply(map(), context.RequestHeaders.GetValue(PriorityHeader.Name), routing.Value.LowPriorityLevel);
             await using var stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
             if (chat)
             {

@@ -4,6 +4,7 @@ using Gateway.Grpc;
 using Gateway.Models;
 using Gateway.OpenAi;
 using Gateway.Quotas;
+using Gateway.Routing;
 using Gateway.Telemetry;
 using Gateway.Text;
 using Gateway.Triton;
@@ -47,6 +48,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddOptions<TritonOptions>().BindConfiguration(TritonOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IPostConfigureOptions<TritonOptions>, TritonOptionsSetup>();
         services.AddSingleton<IValidateOptions<TritonOptions>, TritonOptionsValidator>();
+        services.AddOptions<RoutingOptions>().BindConfiguration(RoutingOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
 
         var listeners = new GatewayListeners();
         services.AddSingleton(listeners);
@@ -66,8 +69,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
         services.TryAddSingleton<IQuotaLimiter, RateLimitingQuotaLimiter>();
-        services.TryAddSingleton<ITritonEndpointSelector, ConfiguredEndpointSelector>();
         services.AddSingleton<TritonChannels>();
+        services.AddTritonRouting();
         services.AddSingleton<IGenerationService, GenerationService>();
         services.AddSingleton<OpenAiHandler>();
 
@@ -88,6 +91,18 @@ public static class GatewayServiceCollectionExtensions
         app.MapGrpcReflectionService();
         app.MapDefaultEndpoints();
         return app;
+    }
+
+    /// <summary>Replica discovery, health, load scraping and the load-aware router (Gateway/Routing).</summary>
+    private static void AddTritonRouting(this IServiceCollection services)
+    {
+        services.TryAddSingleton<HostResolver>(static (host, cancellationToken) => System.Net.Dns.GetHostAddressesAsync(host, cancellationToken));
+        services.TryAddSingleton(new RoutingRandom(Random.Shared));
+        services.AddSingleton<TritonReplicaSet>();
+        services.AddSingleton<TritonRouter>();
+        services.AddSingleton<ITritonRouter>(static sp => sp.GetRequiredService<TritonRouter>());
+        services.AddSingleton<ReplicaMonitor>();
+        services.AddHostedService(static sp => sp.GetRequiredService<ReplicaMonitor>());
     }
 
     private static void Listen(KestrelServerOptions kestrel, GatewayOptions options, int port, HttpProtocols protocols, Action<ListenOptions> capture)

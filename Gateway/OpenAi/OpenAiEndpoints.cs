@@ -6,6 +6,7 @@ using Gateway.Auth;
 using Gateway.Generation;
 using Gateway.Hosting;
 using Gateway.Models;
+using Gateway.Routing;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
@@ -38,6 +39,7 @@ internal sealed partial class OpenAiHandler(
     IGenerationService generation,
     IModelCatalog catalog,
     IOptions<GatewayOptions> options,
+    IOptions<RoutingOptions> routing,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<OpenAiHandler> logger)
@@ -72,6 +74,7 @@ internal sealed partial class OpenAiHandler(
                 request = OpenAiRequestMapper.MapCompletion(body);
                 (streaming, includeUsage) = (body.Stream == true, body.StreamOptions?.IncludeUsage == true);
             }
+            request = PriorityHeader.Apply(request, context.Request.Headers[PriorityHeader.Name], routing.Value.LowPriorityLevel);
             stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
         }
         catch (GatewayException ex)

@@ -162,12 +162,19 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
     }
 
     [Fact]
-    public void Gateway_FindsTritonByServiceDiscoveryAndApiKeysInASecret()
+    public void Gateway_FindsTritonReplicasThroughTheHeadlessServiceAndApiKeysInASecret()
     {
         var kustomization = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));
         var literals = Assert.Single(kustomization.ConfigMapGenerator!).Literals!;
-        Assert.Contains("services__triton__grpc__0=http://triton:8001", literals);
-        Assert.Contains("services__triton__metrics__0=http://triton:8002", literals);
+        // Every Triton pod is a replica the gateway routes to by load: it resolves the headless
+        // Service (all pod addresses) instead of the ClusterIP Service's single address.
+        Assert.Contains("Gateway__Triton__HeadlessService=triton-headless:8001", literals);
+        Assert.Contains("Gateway__Triton__HeadlessMetricsPort=8002", literals);
+        Assert.DoesNotContain(literals, l => l.StartsWith("services__triton__", StringComparison.Ordinal));
+        var headless = publish.Single<V1Service>("triton-headless");
+        Assert.Equal("None", headless.Spec.ClusterIP);
+        Assert.Contains(headless.Spec.Ports, p => p.Port == 8001);
+        Assert.Contains(headless.Spec.Ports, p => p.Port == 8002);
         Assert.Contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://opentelemetry-collector.gke-managed-otel.svc.cluster.local:4317", literals);
 
         var secrets = Assert.Single(kustomization.SecretGenerator!);

@@ -42,7 +42,7 @@ internal sealed class GatewayHost : IAsyncDisposable
 
     public GrpcChannel Grpc { get; }
 
-    public static async Task<GatewayHost> StartAsync(Uri triton, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+    public static async Task<GatewayHost> StartAsync(Uri triton, IDictionary<string, string?>? settings = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
     {
         var config = new Dictionary<string, string?>
         {
@@ -76,6 +76,7 @@ internal sealed class GatewayHost : IAsyncDisposable
             {
                 builder.Services.AddSingleton(time);
             }
+            services?.Invoke(builder.Services);
         });
         await app.StartAsync();
         return new GatewayHost(app);

@@ -77,8 +77,17 @@ internal sealed class ScriptedTriton : IAsyncDisposable
         public ScriptedTriton Owner { get; set; } = null!;
     }
 
+    /// <summary>What ServerReady and ModelReady answer (the gateway's health probes read them).</summary>
+    public bool Ready { get; set; } = true;
+
     private sealed class Service(Holder holder) : GRPCInferenceService.GRPCInferenceServiceBase
     {
+        public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+            Task.FromResult(new ServerReadyResponse { Ready = holder.Owner.Ready });
+
+        public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
+            Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready });
+
         public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream, ServerCallContext context)
         {
             if (!await requestStream.MoveNext(context.CancellationToken))
