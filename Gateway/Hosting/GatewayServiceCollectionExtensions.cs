@@ -65,7 +65,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<ITritonContract, FasterTransformerContract>();
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
-        services.TryAddSingleton<IQuotaLimiter, RateLimitingQuotaLimiter>();
+        services.AddQuotas();
         services.TryAddSingleton<ITritonEndpointSelector, ConfiguredEndpointSelector>();
         services.AddSingleton<TritonChannels>();
         services.AddSingleton<IGenerationService, GenerationService>();
