@@ -5,6 +5,8 @@ var triton = builder.AddTritonReplicas("triton");
 var gateway = builder.AddGateway("gateway", triton[0])
     .WithTritonReplicas(triton);
 
+builder.AddQuotaStore("redis", gatewayName: "gateway");
+
 builder.AddWeb("web", gateway);
 
 builder.AddGkePublishing();

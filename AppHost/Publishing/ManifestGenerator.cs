@@ -350,9 +350,14 @@ internal static class ManifestGenerator
                 {
                     Name = workload.Name,
                     Image = workload.Image,
+                    Command = workload.Entrypoint is { } entrypoint ? [entrypoint] : null,
                     Args = workload.Args.Count > 0 ? [.. workload.Args] : null,
                     Ports = ContainerPorts(workload),
                     EnvFrom = workload.Environment.Count > 0 || hasSecret ? EnvFrom(workload.Name, workload.Environment.Count > 0, hasSecret) : null,
+                    // Ready once the first port accepts connections (a plain TCP server such as Redis has no HTTP probe).
+                    ReadinessProbe = workload.Ports.Count > 0
+                        ? new V1Probe { TcpSocket = new V1TCPSocketAction { Port = workload.Ports[0].Name }, PeriodSeconds = 5, FailureThreshold = 3 }
+                        : null,
                     SecurityContext = new V1SecurityContext { AllowPrivilegeEscalation = false },
                 },
             ],

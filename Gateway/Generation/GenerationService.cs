@@ -71,7 +71,7 @@ internal sealed partial class GenerationService(
             stopIds.Add(model.Tokenizer.Encode(stop));
         }
 
-        var decision = quotas.TryReserve(caller, promptTokens + maxTokens);
+        var decision = await quotas.TryReserveAsync(caller, promptTokens + maxTokens, cancellationToken).ConfigureAwait(false);
         if (!decision.Granted)
         {
             telemetry.RecordRequest(operation, model.Id, caller.Tenant, "rate_limited", time.GetElapsedTime(started), "rate_limited");
@@ -166,7 +166,7 @@ internal sealed partial class GenerationService(
         }
         catch (Exception ex)
         {
-            context.Reservation.Settle(0);
+            await context.Reservation.SettleAsync(0).ConfigureAwait(false);
             var outcome = ex is GatewayException gateway ? gateway.Outcome : ex is OperationCanceledException ? "cancelled" : "error";
             activity?.SetStatus(ActivityStatusCode.Error, outcome);
             activity?.Dispose();

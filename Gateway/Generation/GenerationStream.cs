@@ -270,7 +270,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         _lease.Dispose();
         var duration = _time.GetElapsedTime(_context.StartedTimestamp);
         var model = _context.Model.Id;
-        _context.Reservation.Settle(_context.PromptTokens + CompletionTokens);
+        await _context.Reservation.SettleAsync(_context.PromptTokens + CompletionTokens).ConfigureAwait(false);
         _telemetry.RecordTokens(_context.Operation, model, _context.PromptTokens, CompletionTokens);
         if (CompletionTokens > 1)
         {

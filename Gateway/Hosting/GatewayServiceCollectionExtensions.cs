@@ -68,7 +68,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<ITritonContract, FasterTransformerContract>();
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
-        services.TryAddSingleton<IQuotaLimiter, RateLimitingQuotaLimiter>();
+        services.AddQuotas();
         services.AddSingleton<TritonChannels>();
         services.AddTritonRouting();
         services.AddSingleton<IGenerationService, GenerationService>();

@@ -6,12 +6,13 @@ namespace Gateway.Quotas;
 
 /// <summary>
 /// Per-key request and token quotas. Tokens are reserved up front (prompt + max tokens) and
-/// settled to the real count when the request ends. A shared (Redis) implementation can replace
-/// this one later behind the same interface.
+/// settled to the real count when the request ends. In-memory per gateway replica
+/// (<see cref="RateLimitingQuotaLimiter"/>) or shared by every replica through Redis
+/// (<see cref="RedisQuotaLimiter"/>, when <c>Gateway:Quotas:Redis</c> is set).
 /// </summary>
 public interface IQuotaLimiter
 {
-    QuotaDecision TryReserve(Caller caller, int tokens);
+    ValueTask<QuotaDecision> TryReserveAsync(Caller caller, int tokens, CancellationToken cancellationToken);
 }
 
 /// <summary>The outcome of a reservation: granted (with a reservation to settle) or refused.</summary>
@@ -25,8 +26,8 @@ public abstract class QuotaReservation
 {
     public abstract int ReservedTokens { get; }
 
-    /// <summary>Settles the reservation to <paramref name="actualTokens"/>; later calls do nothing.</summary>
-    public abstract void Settle(int actualTokens);
+    /// <summary>Settles the reservation to <paramref name="actualTokens"/>; later calls do nothing. Never throws.</summary>
+    public abstract ValueTask SettleAsync(int actualTokens);
 }
 
 /// <summary>
@@ -41,11 +42,17 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
 
     private readonly ConcurrentDictionary<string, KeyQuota> _keys = new(StringComparer.Ordinal);
 
+    public ValueTask<QuotaDecision> TryReserveAsync(Caller caller, int tokens, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(TryReserve(caller, tokens));
+
     public QuotaDecision TryReserve(Caller caller, int tokens)
     {
         var quota = _keys.GetOrAdd(caller.KeyName, static (_, state) => new KeyQuota(state.caller, state.time), (caller, time: timeProvider));
         return quota.TryReserve(tokens);
     }
+
+    internal static QuotaDecision TooLarge(int tokens, int tokensPerMinute) => new(null, "tokens", Window,
+        $"Request too large: it needs up to {tokens} tokens (prompt + max tokens) but the key allows {tokensPerMinute} tokens per minute (TPM). Lower max_tokens.");
 
     private sealed class KeyQuota(Caller caller, TimeProvider time)
     {
@@ -56,8 +63,7 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
         {
             if (_tokens is not null && tokens > _tokens.Limit)
             {
-                return new QuotaDecision(null, "tokens", Window,
-                    $"Request too large: it needs up to {tokens} tokens (prompt + max tokens) but the key allows {_tokens.Limit} tokens per minute (TPM). Lower max_tokens.");
+                return TooLarge(tokens, _tokens.Limit);
             }
             if (_requests is not null)
             {
@@ -108,7 +114,13 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
 
             public override int ReservedTokens => reserved;
 
-            public override void Settle(int actualTokens)
+            public override ValueTask SettleAsync(int actualTokens)
+            {
+                Settle(actualTokens);
+                return ValueTask.CompletedTask;
+            }
+
+            public void Settle(int actualTokens)
             {
                 if (Interlocked.Exchange(ref _settled, 1) == 0)
                 {

@@ -17,6 +17,7 @@ public sealed class GatewayTelemetry : IDisposable
     private readonly Histogram<double> _timePerOutputToken;
     private readonly Histogram<double> _requestDuration;
     private readonly Counter<long> _requests;
+    private readonly Counter<long> _quotaFallbacks;
 
     public GatewayTelemetry(IMeterFactory meterFactory)
     {
@@ -30,6 +31,8 @@ public sealed class GatewayTelemetry : IDisposable
         _requestDuration = _meter.CreateHistogram<double>("gen_ai.server.request.duration", "s", "Generative AI server request duration.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92] });
         _requests = _meter.CreateCounter<long>("gateway.requests", "{request}", "Requests by model, tenant and outcome.");
+        _quotaFallbacks = _meter.CreateCounter<long>("gateway.quota.redis.fallbacks", "{operation}",
+            "Quota operations that could not reach Redis: reservations checked against the replica's local quota instead, settlements dropped.");
     }
 
     public ActivitySource ActivitySource { get; } = new(Name);
@@ -58,6 +61,9 @@ public sealed class GatewayTelemetry : IDisposable
         _requestDuration.Record(duration.TotalSeconds, tags);
         _requests.Add(1, new TagList { { "gen_ai.request.model", model }, { "tenant", tenant }, { "outcome", outcome } });
     }
+
+    /// <summary>A quota <paramref name="operation"/> (<c>reserve</c> or <c>settle</c>) that Redis did not answer.</summary>
+    public void RecordQuotaFallback(string operation) => _quotaFallbacks.Add(1, new KeyValuePair<string, object?>("operation", operation));
 
     private static TagList Tags(string operation, string model) =>
         new() { { "gen_ai.operation.name", operation }, { "gen_ai.provider.name", "triton" }, { "gen_ai.request.model", model } };

@@ -162,6 +162,25 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
     }
 
     [Fact]
+    public void Redis_IsADeploymentAndServiceThatTheGatewayReachesWithThePasswordInSecrets()
+    {
+        var container = Assert.Single(publish.Single<V1Deployment>("redis").Spec.Template.Spec.Containers);
+        Assert.StartsWith("docker.io/library/redis:", container.Image, StringComparison.Ordinal);
+        Assert.Equal(["/bin/sh"], container.Command); // the model's entrypoint, so the shell expands $REDIS_PASSWORD
+        Assert.Equal(["-c", "redis-server --requirepass $REDIS_PASSWORD"], container.Args);
+        Assert.Equal("tcp", container.ReadinessProbe.TcpSocket.Port.Value);
+        var service = publish.Single<V1Service>("redis");
+        Assert.Equal(6379, Assert.Single(service.Spec.Ports).Port);
+
+        var redisSecrets = File.ReadAllText(Path.Combine(publish.Output, "redis", ".env.secret.example"));
+        Assert.Contains("REDIS_PASSWORD=", redisSecrets, StringComparison.Ordinal);
+        // The gateway's connection string holds the password, so it goes to the gateway's Secret, never the ConfigMap.
+        var gateway = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));
+        Assert.DoesNotContain(gateway.ConfigMapGenerator![0].Literals!, l => l.StartsWith("ConnectionStrings__redis", StringComparison.Ordinal));
+        Assert.Contains("ConnectionStrings__redis=", File.ReadAllText(Path.Combine(publish.Output, "gateway", ".env.secret.example")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Gateway_FindsTritonReplicasThroughTheHeadlessServiceAndApiKeysInASecret()
     {
         var kustomization = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));

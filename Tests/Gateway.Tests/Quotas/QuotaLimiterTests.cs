@@ -30,7 +30,7 @@ public sealed class QuotaLimiterTests
     }
 
     [Fact]
-    public void Settle_UnusedReservedTokens_AreGivenBack()
+    public async Task Settle_UnusedReservedTokens_AreGivenBack()
     {
         var time = new FakeTimeProvider();
         var limiter = new RateLimitingQuotaLimiter(time);
@@ -41,20 +41,20 @@ public sealed class QuotaLimiterTests
         Assert.False(refused.Granted);
         Assert.Equal("tokens", refused.ExceededLimit);
 
-        first.Reservation!.Settle(100); // the request only used 100 of its 800 tokens
+        await first.Reservation!.SettleAsync(100); // the request only used 100 of its 800 tokens
         Assert.True(limiter.TryReserve(caller, 800).Granted);
         Assert.False(limiter.TryReserve(caller, 200).Granted);
     }
 
     [Fact]
-    public void Settle_Twice_GivesBackOnce()
+    public async Task Settle_Twice_GivesBackOnce()
     {
         var time = new FakeTimeProvider();
         var limiter = new RateLimitingQuotaLimiter(time);
         var caller = Caller(tpm: 1000);
         var reservation = limiter.TryReserve(caller, 1000).Reservation!;
-        reservation.Settle(0);
-        reservation.Settle(0);
+        await reservation.SettleAsync(0);
+        await reservation.SettleAsync(0);
         Assert.True(limiter.TryReserve(caller, 1000).Granted);
         Assert.False(limiter.TryReserve(caller, 1).Granted);
     }
