@@ -17,6 +17,13 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
 fi
 
+# The shared-quota tests start their own redis-server (Debian package) on a free loopback port.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing Debian redis-server for the shared-quota tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0

@@ -1,8 +1,13 @@
 var builder = DistributedApplication.CreateBuilder(args);
 
-var triton = builder.AddTriton("triton");
+var triton = builder.AddTritonReplicas("triton");
 
-builder.AddGateway("gateway", triton);
+var gateway = builder.AddGateway("gateway", triton[0])
+    .WithTritonReplicas(triton);
+
+builder.AddQuotaStore("redis", gatewayName: "gateway");
+
+builder.AddWeb("web", gateway);
 
 builder.AddGkePublishing();
 

@@ -1,4 +1,7 @@
+using System.Security.Cryptography;
+using System.Text;
 using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.Hosting;
 
 namespace Aspire.Hosting;
 
@@ -8,10 +11,16 @@ internal static class GatewayResourceExtensions
     public const int RestPort = 5080;
     public const int GrpcPort = 5081;
 
+    /// <summary>
+    /// The local development API key (Development only, documented in the README). The gateway
+    /// receives only its SHA-256 hash; clients in the graph (the web app) may be given the key.
+    /// </summary>
+    public const string DevApiKey = "sk-dev-local-gateway";
+
     public static IResourceBuilder<ProjectResource> AddGateway(
         this IDistributedApplicationBuilder builder, string name, IResourceBuilder<IResourceWithEndpoints> triton)
     {
-        return builder.AddProject<Projects.Gateway>(name, launchProfileName: null)
+        var gateway = builder.AddProject<Projects.Gateway>(name, launchProfileName: null)
             .WithHttpEndpoint(port: RestPort, name: "http", env: "Gateway__RestPort", isProxied: false)
             .WithHttpEndpoint(port: GrpcPort, name: "grpc", env: "Gateway__GrpcPort", isProxied: false)
             .WithEndpoint("grpc", endpoint => endpoint.Transport = "http2")
@@ -19,5 +28,16 @@ internal static class GatewayResourceExtensions
             .WithReference(triton.GetEndpoint(TritonResourceExtensions.MetricsEndpoint))
             .WaitFor(triton)
             .WithHttpHealthCheck("/health", endpointName: "http");
+
+        if (builder.Environment.IsDevelopment() && !builder.ExecutionContext.IsPublishMode)
+        {
+            var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(DevApiKey)));
+            gateway.WithEnvironment("Gateway__ApiKeys__dev__Sha256", hash)
+                .WithEnvironment("Gateway__ApiKeys__dev__Tenant", "dev")
+                .WithEnvironment("Gateway__ApiKeys__dev__AllowedModels__0", "*")
+                .WithEnvironment("Gateway__ApiKeys__dev__RequestsPerMinute", "600")
+                .WithEnvironment("Gateway__ApiKeys__dev__TokensPerMinute", "2000000");
+        }
+        return gateway;
     }
 }

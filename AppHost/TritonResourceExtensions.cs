@@ -21,15 +21,16 @@ internal static class TritonResourceExtensions
     public const string DefaultImage = "triton_with_ft";
     public const string DefaultTag = "23.05";
 
-    public static IResourceBuilder<IResourceWithEndpoints> AddTriton(this IDistributedApplicationBuilder builder, string name)
+    /// <param name="portOffset">Added to 8000/8001/8002, so local replicas can run side by side (see TritonReplicaExtensions).</param>
+    public static IResourceBuilder<IResourceWithEndpoints> AddTriton(this IDistributedApplicationBuilder builder, string name, int portOffset = 0)
     {
         var modelRepository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, "..", "models"));
         var useContainer = builder.ExecutionContext.IsPublishMode
             || builder.Configuration.GetValue<bool>("Triton:UseContainer");
 
         // Declared in every mode so they show in the dashboard and in published manifests.
-        var image = builder.AddParameter("triton-image", DefaultImage, publishValueAsDefault: true);
-        var tag = builder.AddParameter("triton-tag", DefaultTag, publishValueAsDefault: true);
+        var image = Parameter(builder, "triton-image", DefaultImage);
+        var tag = Parameter(builder, "triton-tag", DefaultTag);
 
         if (useContainer)
         {
@@ -38,9 +39,9 @@ internal static class TritonResourceExtensions
                     builder.Configuration["Parameters:triton-image"] ?? DefaultImage,
                     builder.Configuration["Parameters:triton-tag"] ?? DefaultTag)
                 .WithBindMount(modelRepository, "/models", isReadOnly: true)
-                .WithHttpEndpoint(port: HttpPort, targetPort: HttpPort, name: HttpEndpoint)
-                .WithHttpEndpoint(port: GrpcPort, targetPort: GrpcPort, name: GrpcEndpoint)
-                .WithHttpEndpoint(port: MetricsPort, targetPort: MetricsPort, name: MetricsEndpoint)
+                .WithHttpEndpoint(port: HttpPort + portOffset, targetPort: HttpPort, name: HttpEndpoint)
+                .WithHttpEndpoint(port: GrpcPort + portOffset, targetPort: GrpcPort, name: GrpcEndpoint)
+                .WithHttpEndpoint(port: MetricsPort + portOffset, targetPort: MetricsPort, name: MetricsEndpoint)
                 .WithEndpoint(GrpcEndpoint, endpoint => endpoint.Transport = "http2")
                 .WithArgs("tritonserver", "--model-repository=/models", "--allow-metrics=true", "--allow-gpu-metrics=true")
                 .WithContainerRuntimeArgs("--gpus=all", "--shm-size=1g", "--ulimit", "memlock=-1")
@@ -50,15 +51,21 @@ internal static class TritonResourceExtensions
         }
 
         var emulator = builder.AddProject<Projects.TritonEmulator>(name, launchProfileName: null)
-            .WithHttpEndpoint(port: HttpPort, name: HttpEndpoint, env: "Emulator__HttpPort", isProxied: false)
-            .WithHttpEndpoint(port: GrpcPort, name: GrpcEndpoint, env: "Emulator__GrpcPort", isProxied: false)
-            .WithHttpEndpoint(port: MetricsPort, name: MetricsEndpoint, env: "Emulator__MetricsPort", isProxied: false)
+            .WithHttpEndpoint(port: HttpPort + portOffset, name: HttpEndpoint, env: "Emulator__HttpPort", isProxied: false)
+            .WithHttpEndpoint(port: GrpcPort + portOffset, name: GrpcEndpoint, env: "Emulator__GrpcPort", isProxied: false)
+            .WithHttpEndpoint(port: MetricsPort + portOffset, name: MetricsEndpoint, env: "Emulator__MetricsPort", isProxied: false)
             .WithEndpoint(GrpcEndpoint, endpoint => endpoint.Transport = "http2")
             .WithEnvironment("Emulator__ModelRepository", modelRepository)
             .WithEnvironment("Emulator__Profile", builder.Configuration["Triton:Profile"] ?? "a100-gptj-6b")
             .WithHttpHealthCheck("/v2/health/ready", endpointName: HttpEndpoint);
         return emulator;
     }
+
+    /// <summary>One parameter per name however many replicas are declared.</summary>
+    private static IResourceBuilder<ParameterResource> Parameter(IDistributedApplicationBuilder builder, string name, string defaultValue) =>
+        builder.Resources.OfType<ParameterResource>().FirstOrDefault(p => p.Name == name) is { } existing
+            ? builder.CreateResourceBuilder(existing)
+            : builder.AddParameter(name, defaultValue, publishValueAsDefault: true);
 }
 
 /// <summary>Links the Triton container to the parameters that name its image (used by the publisher).</summary>

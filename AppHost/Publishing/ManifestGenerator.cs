@@ -47,7 +47,7 @@ internal static class ManifestGenerator
         {
             rootResources.Add(workload.Name);
             files.AddRange(workload.IsTriton ? Triton(workload, settings) : workload.Kind == WorkloadKind.Project
-                ? Project(workload, settings) : Container(workload, settings));
+                ? Project(workload, settings, workloads) : Container(workload, settings));
         }
 
         files.Add(Yaml("kustomization.yaml", new Kustomization { Namespace = settings.Namespace, Resources = rootResources }));
@@ -56,10 +56,11 @@ internal static class ManifestGenerator
 
     // ---------------------------------------------------------------- project resources
 
-    private static IEnumerable<GeneratedFile> Project(Workload workload, GkeSettings settings)
+    private static IEnumerable<GeneratedFile> Project(Workload workload, GkeSettings settings, IReadOnlyList<Workload> workloads)
     {
         var http = HttpPort(workload);
         var environment = workload.Environment.ToList();
+        UseHeadlessTriton(environment, workloads);
         // Drain: finish streams within the grace period; keep connections longer than the LB's 600 s.
         AddIfMissing(environment, "DOTNET_shutdownTimeoutSeconds",
             (WorkloadPolicies.TerminationGracePeriodSeconds - WorkloadPolicies.PreStopSleepSeconds - 5).ToString(CultureInfo.InvariantCulture));
@@ -349,9 +350,14 @@ internal static class ManifestGenerator
                 {
                     Name = workload.Name,
                     Image = workload.Image,
+                    Command = workload.Entrypoint is { } entrypoint ? [entrypoint] : null,
                     Args = workload.Args.Count > 0 ? [.. workload.Args] : null,
                     Ports = ContainerPorts(workload),
                     EnvFrom = workload.Environment.Count > 0 || hasSecret ? EnvFrom(workload.Name, workload.Environment.Count > 0, hasSecret) : null,
+                    // Ready once the first port accepts connections (a plain TCP server such as Redis has no HTTP probe).
+                    ReadinessProbe = workload.Ports.Count > 0
+                        ? new V1Probe { TcpSocket = new V1TCPSocketAction { Port = workload.Ports[0].Name }, PeriodSeconds = 5, FailureThreshold = 3 }
+                        : null,
                     SecurityContext = new V1SecurityContext { AllowPrivilegeEscalation = false },
                 },
             ],
@@ -509,6 +515,30 @@ internal static class ManifestGenerator
         workload.Ports.FirstOrDefault(p => p.Name == "http")
         ?? workload.Ports.FirstOrDefault(p => !p.Http2)
         ?? throw new InvalidOperationException($"'{workload.Name}' has no HTTP endpoint for its probes.");
+
+    /// <summary>
+    /// A reference to Triton's endpoints becomes its headless Service: the ClusterIP Service would
+    /// give one address that kube-proxy balances per connection, but the gateway routes each request
+    /// by load over every pod, so it resolves <c>{triton}-headless</c> to all pod addresses instead
+    /// of reading <c>services__{triton}__*</c>.
+    /// </summary>
+    private static void UseHeadlessTriton(List<KeyValuePair<string, string>> environment, IReadOnlyList<Workload> workloads)
+    {
+        foreach (var triton in workloads.Where(w => w.IsTriton))
+        {
+            var prefix = $"services__{triton.Name}__";
+            var grpc = triton.Ports.FirstOrDefault(p => p.Name == "grpc");
+            if (grpc is null || environment.RemoveAll(e => e.Key.StartsWith(prefix, StringComparison.Ordinal)) == 0)
+            {
+                continue;
+            }
+            environment.Add(new(WorkloadPolicies.TritonHeadlessServiceKey, $"{triton.Name}-headless:{grpc.Port.ToString(CultureInfo.InvariantCulture)}"));
+            if (triton.Ports.FirstOrDefault(p => p.Name == "metrics") is { } metrics)
+            {
+                environment.Add(new(WorkloadPolicies.TritonHeadlessMetricsPortKey, metrics.Port.ToString(CultureInfo.InvariantCulture)));
+            }
+        }
+    }
 
     private static void AddIfMissing(List<KeyValuePair<string, string>> environment, string key, string value)
     {

@@ -107,7 +107,9 @@ internal sealed class ModelReader(DistributedApplicationExecutionContext executi
             .ToList();
 
         var image = Image(resource, kind);
-        return new Workload(resource.Name, kind, image, ports, [.. environment], [.. secretKeys], args, mounts, isTriton);
+        // An entrypoint the model sets (Redis: /bin/sh -c "redis-server --requirepass $REDIS_PASSWORD") replaces the image's.
+        var entrypoint = (resource as ContainerResource)?.Entrypoint;
+        return new Workload(resource.Name, kind, image, ports, [.. environment], [.. secretKeys], args, mounts, isTriton, entrypoint);
     }
 
     private string Image(IResource resource, WorkloadKind kind)

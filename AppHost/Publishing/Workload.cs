@@ -10,7 +10,8 @@ internal sealed record Workload(
     IReadOnlyList<string> SecretEnvironmentKeys,
     IReadOnlyList<string> Args,
     IReadOnlyList<WorkloadMount> Mounts,
-    bool IsTriton);
+    bool IsTriton,
+    string? Entrypoint = null);
 
 internal enum WorkloadKind
 {

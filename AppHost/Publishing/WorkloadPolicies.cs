@@ -30,6 +30,10 @@ internal static class WorkloadPolicies
             "Gateway__ApiKeys__team_a__AllowedModels__0=*",
             "Gateway__ApiKeys__team_a__RequestsPerMinute=600",
             "Gateway__ApiKeys__team_a__TokensPerMinute=200000",
+            "# The web chat's own key (the SHA-256 of web/.env.secret's GatewayClient__ApiKey).",
+            "Gateway__ApiKeys__web__Sha256=",
+            "Gateway__ApiKeys__web__Tenant=web",
+            "Gateway__ApiKeys__web__AllowedModels__0=*",
         ],
     };
 
@@ -47,6 +51,12 @@ internal static class WorkloadPolicies
 
     /// <summary>The Triton images' non-root <c>triton-server</c> user.</summary>
     public const long TritonUid = 1000;
+
+    /// <summary>The gateway's settings for replica discovery through Triton's headless Service (Gateway/README.md).</summary>
+    public const string TritonHeadlessServiceKey = "Gateway__Triton__HeadlessService";
+
+    /// <inheritdoc cref="TritonHeadlessServiceKey"/>
+    public const string TritonHeadlessMetricsPortKey = "Gateway__Triton__HeadlessMetricsPort";
 
     /// <summary>Triton scales on its queue: requests received but not yet executing, per pod.</summary>
     public const string TritonQueueMetric = "prometheus.googleapis.com|nv_inference_pending_request_count|gauge";

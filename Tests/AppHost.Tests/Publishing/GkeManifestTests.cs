@@ -162,12 +162,38 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
     }
 
     [Fact]
-    public void Gateway_FindsTritonByServiceDiscoveryAndApiKeysInASecret()
+    public void Redis_IsADeploymentAndServiceThatTheGatewayReachesWithThePasswordInSecrets()
+    {
+        var container = Assert.Single(publish.Single<V1Deployment>("redis").Spec.Template.Spec.Containers);
+        Assert.StartsWith("docker.io/library/redis:", container.Image, StringComparison.Ordinal);
+        Assert.Equal(["/bin/sh"], container.Command); // the model's entrypoint, so the shell expands $REDIS_PASSWORD
+        Assert.Equal(["-c", "redis-server --requirepass $REDIS_PASSWORD"], container.Args);
+        Assert.Equal("tcp", container.ReadinessProbe.TcpSocket.Port.Value);
+        var service = publish.Single<V1Service>("redis");
+        Assert.Equal(6379, Assert.Single(service.Spec.Ports).Port);
+
+        var redisSecrets = File.ReadAllText(Path.Combine(publish.Output, "redis", ".env.secret.example"));
+        Assert.Contains("REDIS_PASSWORD=", redisSecrets, StringComparison.Ordinal);
+        // The gateway's connection string holds the password, so it goes to the gateway's Secret, never the ConfigMap.
+        var gateway = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));
+        Assert.DoesNotContain(gateway.ConfigMapGenerator![0].Literals!, l => l.StartsWith("ConnectionStrings__redis", StringComparison.Ordinal));
+        Assert.Contains("ConnectionStrings__redis=", File.ReadAllText(Path.Combine(publish.Output, "gateway", ".env.secret.example")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Gateway_FindsTritonReplicasThroughTheHeadlessServiceAndApiKeysInASecret()
     {
         var kustomization = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));
         var literals = Assert.Single(kustomization.ConfigMapGenerator!).Literals!;
-        Assert.Contains("services__triton__grpc__0=http://triton:8001", literals);
-        Assert.Contains("services__triton__metrics__0=http://triton:8002", literals);
+        // Every Triton pod is a replica the gateway routes to by load: it resolves the headless
+        // Service (all pod addresses) instead of the ClusterIP Service's single address.
+        Assert.Contains("Gateway__Triton__HeadlessService=triton-headless:8001", literals);
+        Assert.Contains("Gateway__Triton__HeadlessMetricsPort=8002", literals);
+        Assert.DoesNotContain(literals, l => l.StartsWith("services__triton__", StringComparison.Ordinal));
+        var headless = publish.Single<V1Service>("triton-headless");
+        Assert.Equal("None", headless.Spec.ClusterIP);
+        Assert.Contains(headless.Spec.Ports, p => p.Port == 8001);
+        Assert.Contains(headless.Spec.Ports, p => p.Port == 8002);
         Assert.Contains("OTEL_EXPORTER_OTLP_ENDPOINT=http://opentelemetry-collector.gke-managed-otel.svc.cluster.local:4317", literals);
 
         var secrets = Assert.Single(kustomization.SecretGenerator!);

@@ -91,6 +91,22 @@ public sealed class HttpProtocolTests : IAsyncLifetime
         Assert.Equal(24, a.RootElement.GetProperty("generated_tokens").GetInt32());
     }
 
+    [Theory]
+    [InlineData("Hello there")]
+    [InlineData("The weather today")]
+    [InlineData("User: hi\nAssistant:")]
+    public async Task Generate_PromptEndingInUnseenContext_StillAnswersWithWords(string prompt)
+    {
+        // Greedy with the model's real end id: an unseen context backs off to sentence starts, never to the end of text.
+        var body = new { text_input = prompt, parameters = new { max_tokens = 8 } };
+        var response = await _http.PostAsJsonAsync("/v2/models/fastertransformer/generate", body);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.False(string.IsNullOrWhiteSpace(json.RootElement.GetProperty("text_output").GetString()));
+        Assert.True(json.RootElement.GetProperty("generated_tokens").GetInt32() > 1);
+    }
+
     [Fact]
     public async Task GenerateStream_SendsOneEventPerToken_ThatAddUpToGenerate()
     {

@@ -62,7 +62,12 @@ internal sealed class TokenLanguageModel
             }
         }
         var period = tokenizer.EncodeToIds(".")[0];
-        var sentenceStarts = bigramCounts.TryGetValue(period, out var afterPeriod) ? Candidates.From(afterPeriod) : Candidates.From(unigramCounts);
+        // A context the corpus never saw backs off to "the start of a sentence": the words that follow
+        // a period, but never the end of text (a paragraph's period is often followed by it, and an
+        // unseen prompt must not end before its first word).
+        var starts = new Dictionary<int, int>(bigramCounts.TryGetValue(period, out var afterPeriod) ? afterPeriod : unigramCounts);
+        starts.Remove(EndOfText);
+        var sentenceStarts = Candidates.From(starts);
         return new TokenLanguageModel(
             tokenizer,
             trigramCounts.ToDictionary(p => p.Key, p => Candidates.From(p.Value)),

@@ -100,13 +100,16 @@ internal sealed class GrpcInferenceService(InferenceServer server, IHostApplicat
         var outgoing = Channel.CreateUnbounded<ModelStreamInferResponse>(new UnboundedChannelOptions { SingleReader = true });
         var writer = WriteAllAsync(outgoing.Reader, responseStream, cancellationToken);
         var running = new List<Task>();
+        var clientFinished = false;
         try
         {
             await foreach (var request in requestStream.ReadAllAsync(cancellationToken))
             {
                 running.Add(RunStreamRequestAsync(request, outgoing.Writer, cancellationToken));
             }
+            // The client half-closed (WritesDone): like Triton, finish every request already sent.
             await Task.WhenAll(running);
+            clientFinished = true;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -116,10 +119,14 @@ internal sealed class GrpcInferenceService(InferenceServer server, IHostApplicat
         }
         finally
         {
-            outgoing.Writer.TryComplete();
-            linked.Cancel();
+            if (!clientFinished)
+            {
+                linked.Cancel();
+            }
             await Task.WhenAll(running).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            outgoing.Writer.TryComplete();
         }
+        // Drain what the requests produced before the call ends (cancelled only if the call was).
         await writer.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 

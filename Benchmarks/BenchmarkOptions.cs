@@ -1,0 +1,89 @@
+using System.Globalization;
+
+namespace Benchmarks;
+
+/// <summary>Command-line options of the harness (see Benchmarks/README.md).</summary>
+internal sealed record BenchmarkOptions
+{
+    public static readonly string[] AllScenarios = ["rates", "streams", "idle", "soak"];
+
+    public const string Usage = """
+        dotnet run -c Release --project Benchmarks -- [options]
+          --scenarios rates,streams,idle,soak   which scenarios (default: all)
+          --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
+          --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
+          --concurrency <n>     concurrent streams for 'streams' (default 1000)
+          --idle-streams <n>    concurrent slow streams for 'idle' (default 10000)
+          --soak <s>            soak duration in seconds (default 60)
+          --max-tokens <n>      completion tokens per stream (default 64)
+          --in-process          host emulator and gateway in this process (no per-component RSS)
+          --smoke               seconds-long run of every scenario at small sizes (CI)
+          --output <file>       markdown report (default BENCHMARKS.md in the repository root)
+        """;
+
+    public IReadOnlyList<string> Scenarios { get; init; } = AllScenarios;
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(15);
+    public IReadOnlyList<int> Rates { get; init; } = [100, 200, 400, 800];
+    public int Concurrency { get; init; } = 1000;
+    public int IdleStreams { get; init; } = 10_000;
+    public TimeSpan IdleStep { get; init; } = TimeSpan.FromSeconds(1);
+    public int IdleTokens { get; init; } = 8;
+    public TimeSpan Soak { get; init; } = TimeSpan.FromSeconds(60);
+    public int SoakConcurrency { get; init; } = 200;
+    public int MaxTokens { get; init; } = 64;
+    public bool InProcess { get; init; }
+    public bool Smoke { get; init; }
+    public string? Output { get; init; }
+
+    public static BenchmarkOptions? Parse(string[] args)
+    {
+        var options = new BenchmarkOptions();
+        if (args.Contains("--smoke"))
+        {
+            options = Smoked(options);
+        }
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
+            switch (args[i])
+            {
+                case "--smoke": break;
+                case "--scenarios": options = options with { Scenarios = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) }; break;
+                case "--duration": options = options with { Duration = TimeSpan.FromSeconds(Int()) }; break;
+                case "--rates": options = options with { Rates = [.. Next().Split(',').Select(r => int.Parse(r, CultureInfo.InvariantCulture))] }; break;
+                case "--concurrency": options = options with { Concurrency = Int() }; break;
+                case "--idle-streams": options = options with { IdleStreams = Int() }; break;
+                case "--soak": options = options with { Soak = TimeSpan.FromSeconds(Int()) }; break;
+                case "--max-tokens": options = options with { MaxTokens = Int() }; break;
+                case "--in-process": options = options with { InProcess = true }; break;
+                case "--output": options = options with { Output = Next() }; break;
+                case "-h" or "--help": return null;
+                default: throw new ArgumentException($"unknown option {args[i]}\n{Usage}");
+            }
+        }
+        foreach (var scenario in options.Scenarios)
+        {
+            if (!AllScenarios.Contains(scenario))
+            {
+                throw new ArgumentException($"unknown scenario '{scenario}' (known: {string.Join(", ", AllScenarios)})");
+            }
+        }
+        return options;
+    }
+
+    /// <summary>Every scenario at a size that runs in seconds: for CI, where the numbers mean nothing.</summary>
+    public static BenchmarkOptions Smoked(BenchmarkOptions options) => options with
+    {
+        Smoke = true,
+        Duration = TimeSpan.FromSeconds(1),
+        Rates = [20, 40],
+        Concurrency = 20,
+        IdleStreams = 100,
+        IdleStep = TimeSpan.FromMilliseconds(200),
+        IdleTokens = 3,
+        Soak = TimeSpan.FromSeconds(2),
+        SoakConcurrency = 10,
+        MaxTokens = 16,
+    };
+}

@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using Benchmarks.Hosting;
+using Benchmarks.Load;
+using Benchmarks.Report;
+
+namespace Benchmarks;
+
+/// <summary>Starts emulator and gateway, runs the chosen scenarios against both, writes the report.</summary>
+internal static class BenchmarkRunner
+{
+    public static async Task<BenchmarkReport> RunAsync(BenchmarkOptions options, TextWriter log, CancellationToken cancellationToken)
+    {
+        var loadBefore = Machine.LoadAverage();
+        var started = Stopwatch.GetTimestamp();
+        using var repository = ModelRepository.Create(options.IdleStep);
+        await using var emulator = await ComponentHost.StartAsync("emulator", ComponentHost.EmulatorSettings(repository.Path), options.InProcess, cancellationToken);
+        await using var gateway = await ComponentHost.StartAsync("gateway", ComponentHost.GatewaySettings(emulator.Grpc), options.InProcess, cancellationToken);
+        using var http = LoadClient.CreateHttpClient();
+        var client = new LoadClient(http, gateway.Rest, emulator.Rest, ComponentHost.ApiKey);
+        var report = new BenchmarkReport();
+        log.WriteLine($"emulator {emulator.Rest} gateway {gateway.Rest}; {Machine.Describe()}");
+
+        // Warm-up: JIT, tokenizer, connection pools on both paths.
+        await StreamsAsync(client, Target.Gateway, "gpt-j-6b", Math.Min(options.Concurrency, 50), options.MaxTokens, TimeSpan.FromSeconds(1), TimeSpan.Zero, gateway, cancellationToken);
+        await StreamsAsync(client, Target.Direct, "gpt-j-6b", Math.Min(options.Concurrency, 50), options.MaxTokens, TimeSpan.FromSeconds(1), TimeSpan.Zero, emulator, cancellationToken);
+
+        foreach (var scenario in options.Scenarios)
+        {
+            log.WriteLine($"scenario {scenario} ...");
+            switch (scenario)
+            {
+                case "rates":
+                    foreach (var rate in options.Rates)
+                    {
+                        foreach (var target in new[] { Target.Direct, Target.Gateway })
+                        {
+                            report.Rows.Add(await RateAsync(client, target, rate, options.Duration, target == Target.Gateway ? gateway : emulator, cancellationToken));
+                        }
+                    }
+                    break;
+                case "streams":
+                    foreach (var target in new[] { Target.Direct, Target.Gateway })
+                    {
+                        var row = await StreamsAsync(client, target, "gpt-j-6b", options.Concurrency, options.MaxTokens, options.Duration,
+                            TimeSpan.FromSeconds(options.Smoke ? 0.5 : 3), target == Target.Gateway ? gateway : emulator, cancellationToken);
+                        report.Rows.Add(row with { Scenario = $"{options.Concurrency} streams" });
+                    }
+                    break;
+                case "idle":
+                    report.Rows.Add(await IdleAsync(client, options, gateway, cancellationToken));
+                    break;
+                case "soak":
+                    var soak = await StreamsAsync(client, Target.Gateway, "gpt-j-6b", options.SoakConcurrency, options.MaxTokens, options.Soak, TimeSpan.Zero, gateway, cancellationToken);
+                    report.Rows.Add(soak with { Scenario = $"soak {options.Soak.TotalSeconds:0} s × {options.SoakConcurrency}" });
+                    break;
+            }
+            log.WriteLine(report.Rows[^1]);
+        }
+
+        var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
+        log.WriteLine(markdown);
+        var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
+        await File.WriteAllTextAsync(output, markdown, cancellationToken);
+        log.WriteLine($"wrote {output}");
+        return report;
+    }
+
+    /// <summary>Non-streaming completions (16 tokens) sent at a fixed rate (open loop) for <paramref name="duration"/>.</summary>
+    private static async Task<ResultRow> RateAsync(LoadClient client, Target target, int rate, TimeSpan duration, IComponent server, CancellationToken cancellationToken)
+    {
+        const int tokens = 16;
+        var latencies = new List<double>();
+        var errors = 0L;
+        var total = (int)(rate * duration.TotalSeconds);
+        var tasks = new List<Task>(total);
+        var start = Stopwatch.GetTimestamp();
+        var tickInterval = Stopwatch.Frequency / (double)rate;
+        var completedTokens = 0L;
+        for (var i = 0; i < total; i++)
+        {
+            var due = start + (long)(i * tickInterval);
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+            if (wait > TimeSpan.FromMilliseconds(1))
+            {
+                await Task.Delay(wait, cancellationToken);
+            }
+            tasks.Add(Task.Run(async () =>
+            {
+                var result = await client.CompleteAsync(target, tokens, cancellationToken);
+                lock (latencies)
+                {
+                    if (result.Ok)
+                    {
+                        latencies.Add(result.TtftMs);
+                        completedTokens += result.Tokens;
+                    }
+                    else
+                    {
+                        errors++;
+                    }
+                }
+            }, cancellationToken));
+        }
+        await Task.WhenAll(tasks);
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return new ResultRow($"completions @ {rate}/s", Name(target), total, errors, total / elapsed, Percentiles.Of(latencies), default,
+            completedTokens / elapsed, server.PeakRssBytes() / 1048576.0, null);
+    }
+
+    /// <summary>
+    /// <paramref name="concurrency"/> workers, each streaming completions back to back for
+    /// warm-up + <paramref name="duration"/>; only streams started after the warm-up count.
+    /// </summary>
+    private static async Task<ResultRow> StreamsAsync(LoadClient client, Target target, string model, int concurrency, int maxTokens,
+        TimeSpan duration, TimeSpan warmUp, IComponent server, CancellationToken cancellationToken)
+    {
+        var ttfts = new List<double>();
+        var itls = new List<double>();
+        long requests = 0, errors = 0, tokens = 0;
+        var baseline = server.RssBytes();
+        var measureFrom = Stopwatch.GetTimestamp() + (long)(warmUp.TotalSeconds * Stopwatch.Frequency);
+        var end = measureFrom + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long peakRss = 0;
+        using var sampling = new CancellationTokenSource();
+        var sampler = SampleAsync(server, rss => peakRss = Math.Max(peakRss, rss), sampling.Token);
+        var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
+        {
+            var local = new List<double>(maxTokens);
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                local.Clear();
+                var startedAt = Stopwatch.GetTimestamp();
+                var result = await client.StreamAsync(target, model, maxTokens, local, null, cancellationToken);
+                if (startedAt < measureFrom)
+                {
+                    continue;
+                }
+                lock (ttfts)
+                {
+                    requests++;
+                    if (result.Ok)
+                    {
+                        ttfts.Add(result.TtftMs);
+                        itls.AddRange(local);
+                        tokens += result.Tokens;
+                    }
+                    else
+                    {
+                        errors++;
+                    }
+                }
+            }
+        }, cancellationToken)).ToArray();
+        await Task.WhenAll(workers);
+        var elapsed = Stopwatch.GetElapsedTime(measureFrom).TotalSeconds;
+        await sampling.CancelAsync();
+        await sampler;
+        var kbPerStream = (peakRss - baseline) / 1024.0 / concurrency;
+        return new ResultRow("streams", Name(target), requests, errors, requests / elapsed, Percentiles.Of(ttfts), Percentiles.Of(itls),
+            tokens / elapsed, server.PeakRssBytes() / 1048576.0, target == Target.Gateway ? Math.Max(0, kbPerStream) : null);
+    }
+
+    /// <summary>
+    /// Opens <see cref="BenchmarkOptions.IdleStreams"/> slow streams through the gateway (one token
+    /// per idle step), ramped by a bounded number of concurrent connects, and measures the
+    /// gateway's RSS while they are all open.
+    /// </summary>
+    private static async Task<ResultRow> IdleAsync(LoadClient client, BenchmarkOptions options, IComponent gateway, CancellationToken cancellationToken)
+    {
+        var n = options.IdleStreams;
+        var ttfts = new List<double>(n);
+        var itls = new List<double>();
+        long errors = 0, tokens = 0;
+        GC.Collect();
+        var baseline = gateway.RssBytes();
+        var open = 0;
+        var maxOpen = 0;
+        long rssAtMaxOpen = 0;
+        var allOpen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var connecting = new SemaphoreSlim(256);
+        var start = Stopwatch.GetTimestamp();
+        using var sampling = new CancellationTokenSource();
+        var sampler = SampleAsync(gateway, rss =>
+        {
+            var now = Volatile.Read(ref open);
+            if (now >= maxOpen)
+            {
+                maxOpen = now;
+                rssAtMaxOpen = Math.Max(rssAtMaxOpen, rss);
+            }
+        }, sampling.Token);
+        var streams = Enumerable.Range(0, n).Select(_ => Task.Run(async () =>
+        {
+            await connecting.WaitAsync(cancellationToken);
+            var released = false;
+            var local = new List<double>(options.IdleTokens);
+            var result = await client.StreamAsync(Target.Gateway, "gpt-j-6b-slow", options.IdleTokens, local, () =>
+            {
+                connecting.Release();
+                released = true;
+                if (Interlocked.Increment(ref open) == n)
+                {
+                    allOpen.TrySetResult();
+                }
+            }, cancellationToken);
+            if (!released)
+            {
+                connecting.Release();
+            }
+            else
+            {
+                Interlocked.Decrement(ref open);
+            }
+            lock (ttfts)
+            {
+                if (result.Ok)
+                {
+                    ttfts.Add(result.TtftMs);
+                    itls.AddRange(local);
+                    tokens += result.Tokens;
+                }
+                else
+                {
+                    errors++;
+                }
+            }
+        }, cancellationToken)).ToArray();
+        await Task.WhenAll(streams);
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        await sampling.CancelAsync();
+        await sampler;
+        var kbPerStream = maxOpen == 0 ? 0 : (rssAtMaxOpen - baseline) / 1024.0 / maxOpen;
+        return new ResultRow($"{n} idle streams (max {maxOpen} open)", "gateway", n, errors, n / elapsed, Percentiles.Of(ttfts), Percentiles.Of(itls),
+            tokens / elapsed, gateway.PeakRssBytes() / 1048576.0, Math.Max(0, kbPerStream));
+    }
+
+    private static async Task SampleAsync(IComponent server, Action<long> sample, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                sample(server.RssBytes());
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static string Name(Target target) => target == Target.Gateway ? "gateway" : "direct";
+}

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Globalization;
+using Gateway.Auth;
+using Microsoft.Extensions.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Gateway.Hosting;
+using TritonEmulator.Hosting;
+
+namespace Benchmarks.Hosting;
+
+/// <summary>A started emulator or gateway: its addresses and its memory.</summary>
+internal interface IComponent : IAsyncDisposable
+{
+    string Name { get; }
+    Uri Rest { get; }
+    Uri Grpc { get; }
+
+    /// <summary>Resident set size now, bytes (/proc/&lt;pid&gt;/status VmRSS).</summary>
+    long RssBytes();
+
+    /// <summary>Peak resident set size, bytes (VmHWM).</summary>
+    long PeakRssBytes();
+}
+
+/// <summary>
+/// Starts the components. As processes (the default) each is this same executable run with
+/// <c>--serve</c>, so RSS is per component and the load generator's own memory and GC stay out of
+/// the gateway's numbers; the gateway runs with server GC, as its own runtimeconfig says.
+/// In process (<c>--in-process</c>, CI smoke) all three share one process.
+/// </summary>
+internal static class ComponentHost
+{
+    public const string ApiKey = "sk-bench";
+
+    public static Dictionary<string, string> EmulatorSettings(string repository) => new()
+    {
+        ["Emulator:HttpPort"] = "0",
+        ["Emulator:GrpcPort"] = "0",
+        ["Emulator:MetricsPort"] = "0",
+        ["Emulator:ListenAddress"] = "127.0.0.1",
+        ["Emulator:ModelRepository"] = repository,
+        ["Logging:LogLevel:Default"] = "Warning",
+    };
+
+    public static Dictionary<string, string> GatewaySettings(Uri triton)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Gateway:RestPort"] = "0",
+            ["Gateway:GrpcPort"] = "0",
+            ["Gateway:ListenOnLoopbackOnly"] = "true",
+            ["Gateway:Triton:Endpoints:0"] = triton.ToString(),
+            ["Gateway:Triton:FirstTokenTimeout"] = "00:01:00",
+            ["Gateway:Triton:IdleTimeout"] = "00:01:00",
+            ["Gateway:ApiKeys:bench:Sha256"] = ApiKeyHash.ToHex(ApiKey),
+            ["Gateway:ApiKeys:bench:Tenant"] = "bench",
+            ["Gateway:ApiKeys:bench:AllowedModels:0"] = "*",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (id, tritonModel) in new[] { ("gpt-j-6b", ModelRepository.FastModel), ("gpt-j-6b-slow", ModelRepository.SlowModel) })
+        {
+            settings[$"Gateway:Models:{id}:TritonModel"] = tritonModel;
+            settings[$"Gateway:Models:{id}:Contract"] = "fastertransformer";
+            settings[$"Gateway:Models:{id}:Tokenizer"] = "gpt2";
+            settings[$"Gateway:Models:{id}:ChatTemplate"] = "gpt-plain";
+            settings[$"Gateway:Models:{id}:ContextWindow"] = "2048";
+            settings[$"Gateway:Models:{id}:MaxOutputTokens"] = "1024";
+            // An end id the synthetic corpus never produces: every stream runs to max_tokens.
+            settings[$"Gateway:Models:{id}:EndId"] = "50255";
+            settings[$"Gateway:Models:{id}:StartId"] = "50256";
+        }
+        return settings;
+    }
+
+    public static async Task<IComponent> StartAsync(string kind, Dictionary<string, string> settings, bool inProcess, CancellationToken cancellationToken)
+    {
+        var args = settings.Select(pair => $"--{pair.Key}={pair.Value}").ToArray();
+        if (inProcess)
+        {
+            var app = kind == "gateway" ? GatewayApplication.Build(args) : EmulatorApplication.Build(args);
+            await app.StartAsync(cancellationToken);
+            var (rest, grpc) = Endpoints(kind, app);
+            return new InProcessComponent(kind, app, rest, grpc);
+        }
+        return await ProcessComponent.StartAsync(kind, args, cancellationToken);
+    }
+
+    private static (Uri Http, Uri Grpc) Endpoints(string kind, WebApplication app)
+    {
+        if (kind == "gateway")
+        {
+            var endpoints = GatewayApplication.GetEndpoints(app);
+            return (endpoints.Rest, endpoints.Grpc);
+        }
+        var emulator = TritonEmulator.Hosting.EmulatorApplication.GetEndpoints(app);
+        return (emulator.Http, emulator.Grpc);
+    }
+
+    /// <summary>Child mode: serve until stdin closes (the harness ended) or SIGTERM.</summary>
+    public static async Task<int> ServeAsync(string[] args)
+    {
+        var kind = args[0];
+        var app = kind == "gateway" ? GatewayApplication.Build(args[1..]) : EmulatorApplication.Build(args[1..]);
+        await app.StartAsync();
+        var (rest, grpc) = Endpoints(kind, app);
+        Console.WriteLine($"READY {rest} {grpc}");
+        Console.Out.Flush();
+        var stdinClosed = Task.Run(() => Console.In.ReadToEnd());
+        await Task.WhenAny(stdinClosed, app.WaitForShutdownAsync());
+        await app.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+        await app.DisposeAsync();
+        return 0;
+    }
+
+    internal static long ReadStatus(int pid, string field)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith(field, StringComparison.Ordinal))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        return 0;
+    }
+
+    private sealed class InProcessComponent(string name, WebApplication app, Uri rest, Uri grpc) : IComponent
+    {
+        public string Name => name;
+        public Uri Rest => rest;
+        public Uri Grpc => grpc;
+        public long RssBytes() => ReadStatus(Environment.ProcessId, "VmRSS:");
+        public long PeakRssBytes() => ReadStatus(Environment.ProcessId, "VmHWM:");
+
+        public async ValueTask DisposeAsync()
+        {
+            await app.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+            await app.DisposeAsync();
+        }
+    }
+
+    private sealed class ProcessComponent(string name, Process process, Uri rest, Uri grpc) : IComponent
+    {
+        public string Name => name;
+        public Uri Rest => rest;
+        public Uri Grpc => grpc;
+        public long RssBytes() => ReadStatus(process.Id, "VmRSS:");
+        public long PeakRssBytes() => ReadStatus(process.Id, "VmHWM:");
+
+        public static async Task<IComponent> StartAsync(string kind, string[] args, CancellationToken cancellationToken)
+        {
+            var start = new ProcessStartInfo(Environment.ProcessPath!)
+            {
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+            {
+                start.ArgumentList.Add(typeof(ComponentHost).Assembly.Location);
+            }
+            start.ArgumentList.Add("--serve");
+            start.ArgumentList.Add(kind);
+            foreach (var arg in args)
+            {
+                start.ArgumentList.Add(arg);
+            }
+            // The gateway's own runtimeconfig uses server GC (Web SDK default); keep that for honest memory numbers.
+            start.Environment["DOTNET_gcServer"] = kind == "gateway" ? "1" : "0";
+            var process = Process.Start(start)!;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                var line = await process.StandardOutput.ReadLineAsync(timeout.Token)
+                    ?? throw new InvalidOperationException($"{kind} exited before it was ready (exit code {(process.HasExited ? process.ExitCode : -1)})");
+                if (line.StartsWith("READY ", StringComparison.Ordinal))
+                {
+                    var parts = line.Split(' ');
+                    // Keep draining stdout so the child never blocks on a full pipe.
+                    _ = Task.Run(async () => { while (await process.StandardOutput.ReadLineAsync() is not null) { } });
+                    return new ProcessComponent(kind, process, new Uri(parts[1]), new Uri(parts[2]));
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            process.StandardInput.Close();
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await process.WaitForExitAsync(wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            process.Dispose();
+        }
+    }
+}

@@ -1,0 +1,195 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+
+namespace Benchmarks.Load;
+
+/// <summary>Which server a request goes to: the gateway (OpenAI completions) or the emulator directly (generate extension).</summary>
+internal enum Target
+{
+    Gateway,
+    Direct,
+}
+
+/// <summary>What one request measured.</summary>
+internal readonly record struct RequestResult(bool Ok, double TtftMs, int Tokens, double TotalMs);
+
+/// <summary>
+/// Sends completions and reads SSE streams with a byte-level parser (no strings per event), so
+/// the client's own cost stays small next to what it measures. Times are Stopwatch ticks.
+/// </summary>
+internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, string apiKey)
+{
+    private const string Prompt = "The quick brown fox is";
+
+    public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
+    {
+        MaxConnectionsPerServer = int.MaxValue,
+        PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+        ConnectTimeout = TimeSpan.FromSeconds(30),
+        UseProxy = false,
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+    })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+
+    private HttpRequestMessage Request(Target target, string model, int maxTokens, bool stream)
+    {
+        HttpRequestMessage request;
+        if (target == Target.Gateway)
+        {
+            var body = stream
+                ? $$$"""{"model":"{{{model}}}","prompt":"{{{Prompt}}}","max_tokens":{{{maxTokens}}},"stream":true,"stream_options":{"include_usage":true}}"""
+                : $$"""{"model":"{{model}}","prompt":"{{Prompt}}","max_tokens":{{maxTokens}}}""";
+            request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "/v1/completions")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        }
+        else
+        {
+            var tritonModel = model.EndsWith("-slow", StringComparison.Ordinal) ? Hosting.ModelRepository.SlowModel : Hosting.ModelRepository.FastModel;
+            var body = $$$"""{"text_input":"{{{Prompt}}}","parameters":{"max_tokens":{{{maxTokens}}},"end_id":50255}}""";
+            request = new HttpRequestMessage(HttpMethod.Post, new Uri(emulator, $"/v2/models/{tritonModel}/{(stream ? "generate_stream" : "generate")}"))
+            {
+                Content = new StringContent(body, Encoding.UTF8, "application/json"),
+            };
+        }
+        return request;
+    }
+
+    /// <summary>One non-streaming completion: the whole latency is its "TTFT".</summary>
+    public async Task<RequestResult> CompleteAsync(Target target, int maxTokens, CancellationToken cancellationToken)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            using var request = Request(target, "gpt-j-6b", maxTokens, stream: false);
+            using var response = await http.SendAsync(request, cancellationToken);
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
+            var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var tokens = LastNumberAfter(body, target == Target.Gateway ? "\"completion_tokens\":"u8 : "\"generated_tokens\":"u8);
+            return new RequestResult(response.IsSuccessStatusCode && tokens == maxTokens, elapsed, tokens, elapsed);
+        }
+        catch (HttpRequestException)
+        {
+            return new RequestResult(false, 0, 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+    }
+
+    /// <summary>
+    /// One stream. <paramref name="interTokenMs"/> gets the stream's time per output token after the
+    /// first (first → last text event ÷ (tokens − 1)); <paramref name="onFirstToken"/> runs when the first text event arrives.
+    /// </summary>
+    public async Task<RequestResult> StreamAsync(Target target, string model, int maxTokens, List<double> interTokenMs, Action? onFirstToken, CancellationToken cancellationToken)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var buffer = ArrayPool<byte>.Shared.Rent(8192);
+        var ttft = 0.0;
+        var tokens = 0;
+        var done = false;
+        var failed = false;
+        try
+        {
+            using var request = Request(target, model, maxTokens, stream: true);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return new RequestResult(false, 0, 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var filled = 0;
+            var last = 0L;
+            var first = 0L;
+            var gaps = 0;
+            var content = target == Target.Gateway ? "\"text\":\""u8.ToArray() : "\"text_output\":\""u8.ToArray();
+            var count = target == Target.Gateway ? "\"completion_tokens\":"u8.ToArray() : "\"generated_tokens\":"u8.ToArray();
+            while (!done)
+            {
+                if (filled == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, filled).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+                var read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                if (read == 0)
+                {
+                    break;
+                }
+                filled += read;
+                var consumed = 0;
+                while (true)
+                {
+                    var end = buffer.AsSpan(consumed, filled - consumed).IndexOf("\n\n"u8);
+                    if (end < 0)
+                    {
+                        break;
+                    }
+                    var data = buffer.AsSpan(consumed, end);
+                    consumed += end + 2;
+                    if (data.IndexOf("\"error\""u8) >= 0)
+                    {
+                        failed = true;
+                        done = true;
+                        break;
+                    }
+                    var at = data.IndexOf(content);
+                    if (at >= 0 && at + content.Length < data.Length && data[at + content.Length] != (byte)'"')
+                    {
+                        var now = Stopwatch.GetTimestamp();
+                        if (last == 0)
+                        {
+                            ttft = Stopwatch.GetElapsedTime(start, now).TotalMilliseconds;
+                            first = now;
+                            onFirstToken?.Invoke();
+                        }
+                        else
+                        {
+                            gaps++;
+                        }
+                        last = now;
+                    }
+                    var n = LastNumberAfter(data, count);
+                    if (n > 0)
+                    {
+                        tokens = n;
+                    }
+                    if (target == Target.Gateway ? data.SequenceEqual("data: [DONE]"u8) : data.IndexOf("\"triton_final_response\":true"u8) >= 0)
+                    {
+                        done = true;
+                    }
+                }
+                buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
+                filled -= consumed;
+            }
+            if (tokens > 1 && first != 0)
+            {
+                // Time per output token after the first (events can carry several tokens, or arrive in one read).
+                interTokenMs.Add(Stopwatch.GetElapsedTime(first, last).TotalMilliseconds / (tokens - 1));
+            }
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            failed = true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        var ok = done && !failed && tokens == maxTokens;
+        return new RequestResult(ok, ttft, tokens, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+    }
+
+    private static int LastNumberAfter(ReadOnlySpan<byte> data, ReadOnlySpan<byte> key)
+    {
+        var at = data.LastIndexOf(key);
+        if (at < 0)
+        {
+            return 0;
+        }
+        return Utf8Parser.TryParse(data[(at + key.Length)..], out int value, out _) ? value : 0;
+    }
+}

@@ -1,0 +1,17 @@
+using Benchmarks;
+using Benchmarks.Hosting;
+
+// `--serve gateway|emulator ...`: this process is one component (started by the harness itself).
+if (args.Length > 0 && args[0] == "--serve")
+{
+    return await ComponentHost.ServeAsync(args[1..]);
+}
+
+var options = BenchmarkOptions.Parse(args);
+if (options is null)
+{
+    Console.WriteLine(BenchmarkOptions.Usage);
+    return 2;
+}
+var report = await BenchmarkRunner.RunAsync(options, Console.Out, CancellationToken.None);
+return report.Errors == 0 ? 0 : 1;

@@ -1,0 +1,52 @@
+using Gateway.Text;
+
+namespace Gateway.Generation;
+
+/// <summary>One request as both faces hand it to the pipeline, already validated for shape.</summary>
+public sealed record GenerationRequest
+{
+    public required string Model { get; init; }
+
+    /// <summary>Chat messages (chat endpoints) or null for a plain prompt.</summary>
+    public IReadOnlyList<ChatTurn>? Messages { get; init; }
+
+    /// <summary>The prompt of a text completion (when <see cref="Messages"/> is null).</summary>
+    public string? Prompt { get; init; }
+
+    public int? MaxTokens { get; init; }
+
+    /// <summary>How the client named the max-tokens parameter, for error messages.</summary>
+    public string MaxTokensParam { get; init; } = "max_tokens";
+
+    public SamplingParameters Sampling { get; init; } = new();
+
+    public IReadOnlyList<string> Stop { get; init; } = [];
+
+    /// <summary>0 = default; 1 is the highest (Triton's convention).</summary>
+    public int Priority { get; init; }
+
+    public bool IsChat => Messages is not null;
+}
+
+/// <summary>Sampling as the client asked; null = the default documented in the contract.</summary>
+public sealed record SamplingParameters
+{
+    public double? Temperature { get; init; }
+    public double? TopP { get; init; }
+    public int? TopK { get; init; }
+    public long? Seed { get; init; }
+    public double? PresencePenalty { get; init; }
+    public double? FrequencyPenalty { get; init; }
+}
+
+/// <summary>Why a generation ended (OpenAI's values).</summary>
+public enum FinishReason
+{
+    Stop,
+    Length,
+}
+
+public readonly record struct TokenUsage(int PromptTokens, int CompletionTokens)
+{
+    public int TotalTokens => PromptTokens + CompletionTokens;
+}

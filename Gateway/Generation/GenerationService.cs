@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using Gateway.Auth;
+using Gateway.Models;
+using Gateway.Quotas;
+using Gateway.Routing;
+using Gateway.Telemetry;
+using Gateway.Triton;
+using Gateway.Triton.Contracts;
+using Microsoft.Extensions.Options;
+using Triton.Inference;
+
+namespace Gateway.Generation;
+
+/// <summary>The pipeline both faces share: catalogue, prompt, limits, quota, Triton stream, text.</summary>
+internal interface IGenerationService
+{
+    /// <summary>
+    /// Validates and starts a generation and waits for Triton's first response, so every failure
+    /// up to the first token is a <see cref="GatewayException"/> the face can still answer with a
+    /// status. Dispose the result to end it (settles the quota, cancels Triton if unfinished).
+    /// </summary>
+    Task<GenerationStream> StartAsync(GenerationRequest request, Caller caller, CancellationToken cancellationToken);
+}
+
+internal sealed partial class GenerationService(
+    IModelCatalog catalog,
+    IQuotaLimiter quotas,
+    ITritonRouter router,
+    TritonChannels channels,
+    IOptions<TritonOptions> tritonOptions,
+    GatewayTelemetry telemetry,
+    TimeProvider time,
+    ILogger<GenerationService> logger) : IGenerationService
+{
+    public async Task<GenerationStream> StartAsync(GenerationRequest request, Caller caller, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var operation = request.IsChat ? "chat" : "text_completion";
+        if (!catalog.TryGet(request.Model, out var model))
+        {
+            throw new GatewayException(GatewayError.ModelNotFound, $"The model `{request.Model}` does not exist.", "model", "model_not_found");
+        }
+        if (!caller.MayUse(model.Id))
+        {
+            throw new GatewayException(GatewayError.PermissionDenied, $"The API key may not use the model `{model.Id}`.", "model", "model_not_allowed");
+        }
+
+        var prompt = request.IsChat ? model.ChatTemplate.Render(request.Messages!) : request.Prompt ?? "";
+        var promptIds = model.Tokenizer.Encode(prompt);
+        var promptTokens = promptIds.Count;
+        var options = model.Options;
+        var promptParam = request.IsChat ? "messages" : "prompt";
+        if (request.MaxTokens is { } asked && asked > options.MaxOutputTokens)
+        {
+            throw new GatewayException(GatewayError.InvalidRequest,
+                $"{request.MaxTokensParam} is too large: {asked}. This model supports at most {options.MaxOutputTokens} completion tokens.",
+                request.MaxTokensParam, "invalid_value");
+        }
+        var maxTokens = request.MaxTokens ?? Math.Min(options.MaxOutputTokens, options.ContextWindow - promptTokens);
+        if (maxTokens < 1 || promptTokens + maxTokens > options.ContextWindow)
+        {
+            throw new GatewayException(GatewayError.ContextLengthExceeded,
+                $"This model's maximum context length is {options.ContextWindow} tokens. However, you requested {promptTokens + Math.Max(maxTokens, 1)} tokens ({promptTokens} in the {promptParam}, {Math.Max(maxTokens, 1)} for the completion). Please reduce the length of the {promptParam} or the completion.",
+                promptParam, "context_length_exceeded");
+        }
+
+        var stops = request.IsChat ? [.. request.Stop, .. model.ChatTemplate.StopStrings] : request.Stop;
+        var stopIds = new List<IReadOnlyList<int>>(stops.Count);
+        foreach (var stop in stops)
+        {
+            stopIds.Add(model.Tokenizer.Encode(stop));
+        }
+
+        var decision = await quotas.TryReserveAsync(caller, promptTokens + maxTokens, cancellationToken).ConfigureAwait(false);
+        if (!decision.Granted)
+        {
+            telemetry.RecordRequest(operation, model.Id, caller.Tenant, "rate_limited", time.GetElapsedTime(started), "rate_limited");
+            throw new GatewayException(GatewayError.RateLimited, decision.Message ?? "Rate limit reached.", null, "rate_limit_exceeded",
+                decision.RetryAfter < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : decision.RetryAfter, type: decision.ExceededLimit);
+        }
+
+        var id = (request.IsChat ? "chatcmpl-" : "cmpl-") + Guid.CreateVersion7(time.GetUtcNow()).ToString("N");
+        var activity = telemetry.ActivitySource.StartActivity($"{operation} {model.Id}", ActivityKind.Internal);
+        activity?.SetTag("gen_ai.operation.name", operation);
+        activity?.SetTag("gen_ai.provider.name", "triton");
+        activity?.SetTag("gen_ai.request.model", model.Id);
+        activity?.SetTag("gen_ai.request.max_tokens", maxTokens);
+        activity?.SetTag("gen_ai.response.id", id);
+        activity?.SetTag("gateway.tenant", caller.Tenant);
+        activity?.SetTag("gen_ai.usage.input_tokens", promptTokens);
+
+        var input = new TritonGenerationInput(id, options.TritonModel, options.TritonModelVersion, promptIds.Count > 0 ? promptIds : [options.StartId],
+            maxTokens, request.Sampling, stopIds, options.EndId, options.StartId, request.Priority);
+        var tritonRequest = model.Contract.CreateRequest(input);
+        var settings = tritonOptions.Value;
+        var context = new GenerationContext(id, model, caller, operation, promptTokens, maxTokens, stops, started, decision.Reservation!, activity);
+        try
+        {
+            List<TritonReplica>? tried = null;
+            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority);
+            for (var attempt = 0; ; attempt++)
+            {
+                var lease = await router.AcquireAsync(route, tried, cancellationToken).ConfigureAwait(false);
+                var endpoint = lease.Replica.Grpc;
+                var callActivity = telemetry.ActivitySource.StartActivity("triton ModelStreamInfer", ActivityKind.Client);
+                callActivity?.SetTag("rpc.system", "grpc");
+                callActivity?.SetTag("rpc.service", "inference.GRPCInferenceService");
+                callActivity?.SetTag("rpc.method", "ModelStreamInfer");
+                callActivity?.SetTag("server.address", endpoint.Host);
+                callActivity?.SetTag("server.port", endpoint.Port);
+                callActivity?.SetTag("triton.model", options.TritonModel);
+                callActivity?.SetTag("gateway.attempt", attempt);
+                TritonCall? call = null;
+                try
+                {
+                    var client = new GRPCInferenceService.GRPCInferenceServiceClient(channels.Get(endpoint));
+                    var waitStarted = time.GetTimestamp();
+                    call = await TritonCall.StartAsync(client, tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
+                    var first = await call.ReadAsync(null).ConfigureAwait(false)
+                        ?? throw new TritonCallException(TritonFailure.EndedEarly, "Triton closed the stream before the first response.");
+                    var backendWait = time.GetElapsedTime(waitStarted);
+                    return new GenerationStream(context, call, lease, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, time, logger);
+                }
+                catch (TritonCallException ex) when (ex.Failure != TritonFailure.Timeout && attempt + 1 < settings.MaxAttempts)
+                {
+                    LogAttemptFailed(logger, id, endpoint, attempt, ex.Failure, ex.Message);
+                    lease.Failed(ex.Failure, ex.Message);
+                    lease.Dispose();
+                    (tried ??= []).Add(lease.Replica);
+                    callActivity?.SetStatus(ActivityStatusCode.Error, ex.Failure.ToString());
+                    callActivity?.Dispose();
+                    if (call is not null)
+                    {
+                        await call.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex)
+                {
+                    if (ex is TritonCallException failed)
+                    {
+                        lease.Failed(failed.Failure, failed.Message);
+                    }
+                    lease.Dispose();
+                    callActivity?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
+                    callActivity?.Dispose();
+                    if (call is not null)
+                    {
+                        await call.DisposeAsync().ConfigureAwait(false);
+                    }
+                    if (ex is TritonCallException triton)
+                    {
+                        LogAttemptFailed(logger, id, endpoint, attempt, triton.Failure, triton.Message);
+                        throw triton.Failure switch
+                        {
+                            TritonFailure.Timeout => new GatewayException(GatewayError.FirstTokenTimeout,
+                                $"The model produced no token within {settings.FirstTokenTimeout.TotalSeconds:0.###} s.", null, "first_token_timeout", inner: ex),
+                            TritonFailure.Backend => new GatewayException(GatewayError.BackendFailed,
+                                "The backend rejected the request: " + triton.Message, null, "backend_error", inner: ex),
+                            _ => new GatewayException(GatewayError.BackendUnavailable,
+                                "No Triton backend is ready: " + triton.Message, null, "backend_unavailable", TimeSpan.FromSeconds(1), ex),
+                        };
+                    }
+                    throw;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            await context.Reservation.SettleAsync(0).ConfigureAwait(false);
+            var outcome = ex is GatewayException gateway ? gateway.Outcome : ex is OperationCanceledException ? "cancelled" : "error";
+            activity?.SetStatus(ActivityStatusCode.Error, outcome);
+            activity?.Dispose();
+            telemetry.RecordRequest(operation, model.Id, caller.Tenant, outcome, time.GetElapsedTime(started), outcome);
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton attempt {Attempt} at {Endpoint} failed ({Failure}): {Reason}")]
+    private static partial void LogAttemptFailed(ILogger logger, string requestId, Uri endpoint, int attempt, TritonFailure failure, string reason);
+}
+
+/// <summary>The per-request facts the stream carries to its end.</summary>
+internal sealed record GenerationContext(
+    string Id,
+    CatalogModel Model,
+    Caller Caller,
+    string Operation,
+    int PromptTokens,
+    int MaxTokens,
+    IReadOnlyList<string> Stops,
+    long StartedTimestamp,
+    QuotaReservation Reservation,
+    Activity? Activity);

@@ -1,0 +1,308 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Gateway.Routing;
+using Gateway.Telemetry;
+using Gateway.Text;
+using Gateway.Triton;
+using Gateway.Triton.Contracts;
+using Triton.Inference;
+
+namespace Gateway.Generation;
+
+/// <summary>New text since the previous delta (whole characters only) and the tokens it took.</summary>
+public readonly record struct GenerationDelta(string Text, int TokenCount);
+
+/// <summary>
+/// A started generation: Triton's responses turned into text deltas with stop strings applied.
+/// Read it once with <see cref="ReadAllAsync"/>; afterwards <see cref="FinishReason"/> and
+/// <see cref="Usage"/> are set. Dispose ends it: the quota is settled, metrics are recorded and an
+/// unfinished Triton call is cancelled.
+/// </summary>
+internal sealed partial class GenerationStream : IAsyncDisposable
+{
+    private readonly GenerationContext _context;
+    private readonly TritonCall _call;
+    private readonly ReplicaLease _lease;
+    private readonly Activity? _callActivity;
+    private readonly ITritonResponseDecoder _decoder;
+    private readonly TritonOptions _options;
+    private readonly GatewayTelemetry _telemetry;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly IIncrementalDetokenizer _detokenizer;
+    private readonly StopStringMatcher _stops;
+    private readonly List<int> _newTokens = new(8);
+    private readonly StringBuilder _decoded = new();
+    private readonly StringBuilder _output = new();
+    private ModelInferResponse? _pending;
+    private TimeSpan _backendWait;
+    private long _firstTokenTimestamp;
+    private bool _final;
+    private bool _stopMatched;
+    private bool _flushed;
+    private bool _completed;
+    private GatewayException? _failure;
+
+    public GenerationStream(GenerationContext context, TritonCall call, ReplicaLease lease, Activity? callActivity, ITritonResponseDecoder decoder,
+        ModelInferResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
+    {
+        _context = context;
+        _call = call;
+        _lease = lease;
+        _callActivity = callActivity;
+        _decoder = decoder;
+        _pending = first;
+        _backendWait = backendWait;
+        _options = options;
+        _telemetry = telemetry;
+        _time = time;
+        _logger = logger;
+        _detokenizer = context.Model.Tokenizer.CreateDetokenizer();
+        _stops = new StopStringMatcher(context.Stops);
+        _firstTokenTimestamp = time.GetTimestamp();
+        TimeToFirstToken = time.GetElapsedTime(context.StartedTimestamp);
+        Created = time.GetUtcNow().ToUnixTimeSeconds();
+        telemetry.RecordTimeToFirstToken(context.Operation, context.Model.Id, TimeToFirstToken);
+    }
+
+    public string Id => _context.Id;
+
+    public string Model => _context.Model.Id;
+
+    /// <summary>Unix seconds, the same for every chunk of the stream.</summary>
+    public long Created { get; }
+
+    public int MaxTokens => _context.MaxTokens;
+
+    public TimeSpan TimeToFirstToken { get; }
+
+    public FinishReason? FinishReason { get; private set; }
+
+    public int CompletionTokens { get; private set; }
+
+    public TokenUsage Usage => new(_context.PromptTokens, CompletionTokens);
+
+    /// <summary>Time spent in the gateway so far that was not spent waiting on Triton.</summary>
+    public TimeSpan Overhead
+    {
+        get
+        {
+            var overhead = _time.GetElapsedTime(_context.StartedTimestamp) - _backendWait;
+            return overhead < TimeSpan.Zero ? TimeSpan.Zero : overhead;
+        }
+    }
+
+    /// <summary>
+    /// Text deltas until the generation ends. A failure after the first token is a
+    /// <see cref="GatewayException"/> (idle timeout, backend failure); client cancellation is an
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async IAsyncEnumerable<GenerationDelta> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            if (_pending is { } response)
+            {
+                _pending = null;
+                var tokens = Process(response);
+                _lease.TokensGenerated(tokens);
+                if (_output.Length > 0 || tokens > 0)
+                {
+                    var text = _output.ToString();
+                    _output.Clear();
+                    yield return new GenerationDelta(text, tokens);
+                }
+                if (_final || _stopMatched)
+                {
+                    break;
+                }
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            _pending = await ReadNextAsync().ConfigureAwait(false);
+            if (_pending is null)
+            {
+                // Triton closed the stream. After the end (end id / length) that is fine.
+                if (FinishReason is null)
+                {
+                    throw Fail(new GatewayException(GatewayError.BackendFailed, "The backend closed the stream before the generation finished.", null, "backend_error"));
+                }
+                _final = true;
+                Flush();
+                if (_output.Length > 0)
+                {
+                    var text = _output.ToString();
+                    _output.Clear();
+                    yield return new GenerationDelta(text, 0);
+                }
+                break;
+            }
+        }
+        _completed = true;
+        if (_final)
+        {
+            await _call.CompleteAsync(_options.IdleTimeout).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<ModelInferResponse?> ReadNextAsync()
+    {
+        var started = _time.GetTimestamp();
+        try
+        {
+            return await _call.ReadAsync(_options.IdleTimeout).ConfigureAwait(false);
+        }
+        catch (TritonCallException) when (FinishReason is not null)
+        {
+            // Every token is already out (end id or length); only the final flag was missing: that is the end.
+            return null;
+        }
+        catch (TritonCallException ex)
+        {
+            LogStreamFailed(_logger, _context.Id, ex.Failure, ex.Message);
+            _lease.Failed(ex.Failure, ex.Message);
+            throw Fail(ex.Failure switch
+            {
+                TritonFailure.Timeout => new GatewayException(GatewayError.IdleTimeout,
+                    $"The model produced no token for {_options.IdleTimeout.TotalSeconds:0.###} s.", null, "idle_timeout", inner: ex),
+                TritonFailure.Backend => new GatewayException(GatewayError.BackendFailed, "The backend failed: " + ex.Message, null, "backend_error", inner: ex),
+                _ => new GatewayException(GatewayError.BackendFailed, "The backend connection failed mid-stream: " + ex.Message, null, "backend_error", inner: ex),
+            });
+        }
+        finally
+        {
+            _backendWait += _time.GetElapsedTime(started);
+        }
+    }
+
+    /// <summary>Runs one response through decoder, detokenizer and stop matcher; returns the tokens it consumed.</summary>
+    private int Process(ModelInferResponse response)
+    {
+        _newTokens.Clear();
+        TritonStep step;
+        try
+        {
+            step = _decoder.Decode(response, _newTokens);
+        }
+        catch (FormatException ex)
+        {
+            throw Fail(new GatewayException(GatewayError.BackendFailed, "The backend sent a malformed response: " + ex.Message, null, "backend_error", inner: ex));
+        }
+        var consumed = 0;
+        foreach (var id in _newTokens)
+        {
+            if (FinishReason is not null)
+            {
+                break;
+            }
+            CompletionTokens++;
+            consumed++;
+            _detokenizer.Append(id, _decoded);
+            if (_decoded.Length > 0)
+            {
+                foreach (var chunk in _decoded.GetChunks())
+                {
+                    _stops.Process(chunk.Span, _output);
+                }
+                _decoded.Clear();
+            }
+            if (_stops.Stopped)
+            {
+                FinishReason = Generation.FinishReason.Stop;
+                _stopMatched = true;
+            }
+            else if (CompletionTokens >= _context.MaxTokens)
+            {
+                FinishReason = Generation.FinishReason.Length;
+            }
+        }
+        if (step.EndOfText && FinishReason is null)
+        {
+            FinishReason = Generation.FinishReason.Stop;
+        }
+        if (step.IsFinal)
+        {
+            _final = true;
+            // Ended without end id or length: a backend stop word matched.
+            FinishReason ??= CompletionTokens >= _context.MaxTokens ? Generation.FinishReason.Length : Generation.FinishReason.Stop;
+        }
+        if (FinishReason is not null && !_stopMatched)
+        {
+            Flush();
+        }
+        return consumed;
+    }
+
+    /// <summary>Emits what detokenizer and stop matcher still hold, once, at a natural end.</summary>
+    private void Flush()
+    {
+        if (_flushed)
+        {
+            return;
+        }
+        _flushed = true;
+        _detokenizer.Flush(_decoded);
+        foreach (var chunk in _decoded.GetChunks())
+        {
+            _stops.Process(chunk.Span, _output);
+        }
+        _decoded.Clear();
+        if (_stops.Stopped)
+        {
+            _stopMatched = true;
+            FinishReason = Generation.FinishReason.Stop;
+        }
+        else
+        {
+            _stops.Flush(_output);
+        }
+    }
+
+    private GatewayException Fail(GatewayException exception)
+    {
+        _failure = exception;
+        return exception;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _call.DisposeAsync().ConfigureAwait(false);
+        _lease.Dispose();
+        var duration = _time.GetElapsedTime(_context.StartedTimestamp);
+        var model = _context.Model.Id;
+        await _context.Reservation.SettleAsync(_context.PromptTokens + CompletionTokens).ConfigureAwait(false);
+        _telemetry.RecordTokens(_context.Operation, model, _context.PromptTokens, CompletionTokens);
+        if (CompletionTokens > 1)
+        {
+            _telemetry.RecordTimePerOutputToken(_context.Operation, model, _time.GetElapsedTime(_firstTokenTimestamp) / (CompletionTokens - 1));
+        }
+        var outcome = _completed ? "success" : _failure?.Outcome ?? "cancelled";
+        _telemetry.RecordRequest(_context.Operation, model, _context.Caller.Tenant, outcome, duration, _completed ? null : outcome);
+        if (_callActivity is not null)
+        {
+            if (!_completed)
+            {
+                _callActivity.SetStatus(ActivityStatusCode.Error, outcome);
+            }
+            _callActivity.Dispose();
+        }
+        if (_context.Activity is { } activity)
+        {
+            activity.SetTag("gen_ai.usage.output_tokens", CompletionTokens);
+            activity.SetTag("gen_ai.response.finish_reasons", FinishReason is { } reason ? new[] { reason == Generation.FinishReason.Stop ? "stop" : "length" } : null);
+            activity.SetTag("gateway.outcome", outcome);
+            if (!_completed)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, outcome);
+            }
+            activity.Dispose();
+        }
+        LogFinished(_logger, _context.Id, model, _context.Caller.Tenant, outcome, _context.PromptTokens, CompletionTokens, duration.TotalMilliseconds);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton stream failed ({Failure}): {Reason}")]
+    private static partial void LogStreamFailed(ILogger logger, string requestId, TritonFailure failure, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Request {RequestId} model {Model} tenant {Tenant}: {Outcome}, {PromptTokens} prompt + {CompletionTokens} completion tokens in {DurationMs:0.0} ms")]
+    private static partial void LogFinished(ILogger logger, string requestId, string model, string tenant, string outcome, int promptTokens, int completionTokens, double durationMs);
+}

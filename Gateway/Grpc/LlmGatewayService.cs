@@ -1,0 +1,182 @@
+using System.Globalization;
+using Gateway.Auth;
+using Gateway.Generation;
+using Gateway.Models;
+using Gateway.Routing;
+using Gateway.Text;
+using Grpc.Core;
+using Llm.Gateway.V1;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Grpc;
+
+/// <summary>
+/// The gRPC face (<c>llm.gateway.v1.LlmGateway</c>, h2c on Gateway:GrpcPort). Same pipeline as the
+/// REST face; auth from <c>authorization: Bearer</c> metadata; failures are status codes with
+/// messages; the call's deadline and cancellation cancel the Triton call.
+/// </summary>
+internal sealed class LlmGatewayService(
+    IApiKeyAuthenticator authenticator,
+    IGenerationService generation,
+    IModelCatalog catalog,
+    IOptions<RoutingOptions> routing,
+    IHostApplicationLifetime lifetime) : LlmGateway.LlmGatewayBase
+{
+    public override Task StreamChat(ChatRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
+    {
+        return RunAsync(() =>
+        {
+            if (request.Messages.Count == 0)
+            {
+                throw Invalid("messages", "messages must contain at least one message.");
+            }
+            var turns = new List<ChatTurn>(request.Messages.Count);
+            for (var i = 0; i < request.Messages.Count; i++)
+            {
+                var message = request.Messages[i];
+                if (message.Role is not ("system" or "developer" or "user" or "assistant"))
+                {
+                    throw Invalid($"messages[{i}].role", $"messages[{i}].role '{message.Role}' is not one of system, developer, user, assistant.");
+                }
+                turns.Add(new ChatTurn(message.Role, message.Content));
+            }
+            return Map(request.Model, request.Sampling, request.Priority) with { Messages = turns };
+        }, chat: true, responseStream, context);
+    }
+
+    public override Task StreamCompletion(CompletionRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
+    {
+        return RunAsync(() => Map(request.Model, request.Sampling, request.Priority) with { Prompt = request.Prompt }, chat: false, responseStream, context);
+    }
+
+    public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
+    {
+        var caller = Authenticate(context);
+        var response = new ListModelsResponse();
+        foreach (var model in catalog.Models)
+        {
+            if (caller.MayUse(model.Id))
+            {
+                response.Models.Add(new ModelInfo
+                {
+                    Id = model.Id,
+                    OwnedBy = model.Options.OwnedBy,
+                    ContextWindow = (uint)model.Options.ContextWindow,
+                    MaxOutputTokens = (uint)model.Options.MaxOutputTokens,
+                });
+            }
+        }
+        return Task.FromResult(response);
+    }
+
+    private async Task RunAsync(Func<GenerationRequest> map, bool chat, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        var cancellationToken = linked.Token;
+        try
+        {
+            var caller = Authenticate(context);
+            var request = PriorityHeader.Apply(map(), context.RequestHeaders.GetValue(PriorityHeader.Name), routing.Value.LowPriorityLevel);
+            await using var stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
+            if (chat)
+            {
+                await responseStream.WriteAsync(new GenerateEvent { Delta = new Delta { Role = "assistant" } }, cancellationToken).ConfigureAwait(false);
+            }
+            await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await responseStream.WriteAsync(
+                    new GenerateEvent { Delta = new Delta { Text = delta.Text, TokenCount = (uint)delta.TokenCount } },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            var usage = stream.Usage;
+            await responseStream.WriteAsync(new GenerateEvent
+            {
+                Final = new Final
+                {
+                    FinishReason = stream.FinishReason == Generation.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
+                    Usage = new Usage
+                    {
+                        PromptTokens = (uint)usage.PromptTokens,
+                        CompletionTokens = (uint)usage.CompletionTokens,
+                        TotalTokens = (uint)usage.TotalTokens,
+                    },
+                    Id = stream.Id,
+                    Model = stream.Model,
+                    TimeToFirstTokenMs = stream.TimeToFirstToken.TotalMilliseconds,
+                },
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (GatewayException ex)
+        {
+            throw ToRpcException(ex);
+        }
+    }
+
+    private static GenerationRequest Map(string model, SamplingOptions? sampling, uint priority)
+    {
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            throw Invalid("model", "model is required.");
+        }
+        sampling ??= new SamplingOptions();
+        if (sampling.Stop.Count > 4 || sampling.Stop.Any(s => s.Length == 0))
+        {
+            throw Invalid("sampling.stop", "sampling.stop takes up to 4 non-empty strings.");
+        }
+        if (sampling.HasMaxTokens && sampling.MaxTokens > int.MaxValue)
+        {
+            throw Invalid("sampling.max_tokens", "sampling.max_tokens is too large.");
+        }
+        var mapped = OpenAi.OpenAiRequestMapper.MapSampling(
+            sampling.HasTemperature ? sampling.Temperature : null,
+            sampling.HasTopP ? sampling.TopP : null,
+            sampling.HasTopK ? (int)Math.Min(sampling.TopK, int.MaxValue) : null,
+            sampling.HasSeed ? unchecked((long)sampling.Seed) : null,
+            sampling.HasPresencePenalty ? sampling.PresencePenalty : null,
+            sampling.HasFrequencyPenalty ? sampling.FrequencyPenalty : null);
+        return new GenerationRequest
+        {
+            Model = model,
+            MaxTokens = sampling.HasMaxTokens && sampling.MaxTokens > 0 ? (int)sampling.MaxTokens : null,
+            MaxTokensParam = "sampling.max_tokens",
+            Sampling = mapped,
+            Stop = [.. sampling.Stop],
+            Priority = (int)Math.Min(priority, int.MaxValue),
+        };
+    }
+
+    private Caller Authenticate(ServerCallContext context) =>
+        authenticator.Authenticate(context.RequestHeaders.GetValue("authorization"))
+        ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "Missing or incorrect API key: send metadata 'authorization: Bearer <key>'."));
+
+    private static GatewayException Invalid(string param, string message) => new(GatewayError.InvalidRequest, message, param, "invalid_value");
+
+    internal static RpcException ToRpcException(GatewayException exception)
+    {
+        var code = exception.Error switch
+        {
+            GatewayError.InvalidRequest or GatewayError.ContextLengthExceeded or GatewayError.Unsupported => StatusCode.InvalidArgument,
+            GatewayError.Unauthenticated => StatusCode.Unauthenticated,
+            GatewayError.PermissionDenied => StatusCode.PermissionDenied,
+            GatewayError.ModelNotFound => StatusCode.NotFound,
+            GatewayError.PayloadTooLarge or GatewayError.RateLimited => StatusCode.ResourceExhausted,
+            GatewayError.BackendUnavailable or GatewayError.BackendFailed => StatusCode.Unavailable,
+            GatewayError.FirstTokenTimeout or GatewayError.IdleTimeout => StatusCode.DeadlineExceeded,
+            _ => StatusCode.Internal,
+        };
+        var trailers = new Metadata();
+        if (exception.Code is { } errorCode)
+        {
+            trailers.Add("error-code", errorCode);
+        }
+        if (exception.Param is { } param)
+        {
+            trailers.Add("error-param", param);
+        }
+        if (exception.RetryAfter is { } retryAfter)
+        {
+            trailers.Add("retry-after", Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture));
+        }
+        return new RpcException(new Status(code, exception.Message), trailers);
+    }
+}

@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Models;
+
+/// <summary>
+/// The model catalogue (section <c>Gateway:Models</c>), keyed by the public model id clients send,
+/// e.g. <c>Gateway:Models:gpt-j-6b:TritonModel=fastertransformer</c>.
+/// </summary>
+public sealed class ModelCatalogOptions
+{
+    public const string SectionName = "Gateway";
+
+    public Dictionary<string, ModelOptions> Models { get; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>One catalogue entry.</summary>
+public sealed class ModelOptions
+{
+    /// <summary>The model name in Triton's repository.</summary>
+    public string TritonModel { get; set; } = "";
+
+    /// <summary>Triton model version; empty = the server's policy.</summary>
+    public string TritonModelVersion { get; set; } = "";
+
+    /// <summary>The tensor contract: <c>fastertransformer</c> (more contracts are one class each).</summary>
+    public string Contract { get; set; } = "fastertransformer";
+
+    /// <summary>The tokenizer: <c>gpt2</c> (GPT-2 byte-level BPE).</summary>
+    public string Tokenizer { get; set; } = "gpt2";
+
+    /// <summary>The chat template: <c>gpt-plain</c>.</summary>
+    public string ChatTemplate { get; set; } = "gpt-plain";
+
+    /// <summary>Prompt + completion tokens the model can hold.</summary>
+    public int ContextWindow { get; set; } = 2048;
+
+    /// <summary>Largest <c>max_tokens</c> a request may ask for; also the default.</summary>
+    public int MaxOutputTokens { get; set; } = 512;
+
+    /// <summary>The end-of-text token id (<c>end_id</c>).</summary>
+    public int EndId { get; set; } = 50256;
+
+    /// <summary>The start token id (<c>start_id</c>).</summary>
+    public int StartId { get; set; } = 50256;
+
+    /// <summary>The <c>owned_by</c> field of <c>/v1/models</c>.</summary>
+    public string OwnedBy { get; set; } = "triton";
+}
+
+internal sealed class ModelCatalogOptionsValidator : IValidateOptions<ModelCatalogOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelCatalogOptions options)
+    {
+        var failures = new List<string>();
+        if (options.Models.Count == 0)
+        {
+            failures.Add("Gateway:Models must define at least one model.");
+        }
+        foreach (var (id, model) in options.Models)
+        {
+            var key = $"Gateway:Models:{id}";
+            if (string.IsNullOrWhiteSpace(model.TritonModel))
+            {
+                failures.Add($"{key}:TritonModel is required.");
+            }
+            if (!Triton.Contracts.TritonContracts.IsKnown(model.Contract))
+            {
+                failures.Add($"{key}:Contract '{model.Contract}' is unknown (known: {string.Join(", ", Triton.Contracts.TritonContracts.Names)}).");
+            }
+            if (!Text.TextTokenizers.IsKnown(model.Tokenizer))
+            {
+                failures.Add($"{key}:Tokenizer '{model.Tokenizer}' is unknown (known: {string.Join(", ", Text.TextTokenizers.Names)}).");
+            }
+            if (!Text.ChatTemplates.IsKnown(model.ChatTemplate))
+            {
+                failures.Add($"{key}:ChatTemplate '{model.ChatTemplate}' is unknown (known: {string.Join(", ", Text.ChatTemplates.Names)}).");
+            }
+            if (model.ContextWindow < 2)
+            {
+                failures.Add($"{key}:ContextWindow must be at least 2 (was {model.ContextWindow}).");
+            }
+            if (model.MaxOutputTokens < 1 || model.MaxOutputTokens >= model.ContextWindow)
+            {
+                failures.Add($"{key}:MaxOutputTokens must be 1..ContextWindow-1 (was {model.MaxOutputTokens}).");
+            }
+            if (model.EndId < 0 || model.StartId < 0)
+            {
+                failures.Add($"{key}:EndId and {key}:StartId must not be negative.");
+            }
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

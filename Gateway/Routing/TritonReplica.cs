@@ -1,0 +1,117 @@
+namespace Gateway.Routing;
+
+/// <summary>Triton's own load signals for one replica, as of one scrape.</summary>
+/// <param name="Timestamp">When the scrape finished (<see cref="TimeProvider.GetTimestamp"/>).</param>
+/// <param name="Pending">Queued requests: <c>nv_inference_pending_request_count</c>, or TensorRT-LLM's waiting requests when larger.</param>
+/// <param name="AverageQueueUs">Δ<c>nv_inference_queue_duration_us</c> / Δ<c>nv_inference_request_success</c> since the previous scrape.</param>
+/// <param name="BatchUtilization">TensorRT-LLM active / max requests (0 when absent).</param>
+/// <param name="KvUtilization">TensorRT-LLM used / max KV-cache blocks (0 when absent).</param>
+internal sealed record ReplicaLoad(long Timestamp, double Pending, double AverageQueueUs, double BatchUtilization, double KvUtilization);
+
+/// <summary>
+/// One Triton replica as the router sees it: its addresses, health (ejected or not), the gateway's
+/// own in-flight requests and tokens on it (exact, updated as requests start, stream and end), and
+/// the last load scraped from its metrics port. Counters are updated lock-free.
+/// </summary>
+internal sealed class TritonReplica(Uri grpc, Uri? metrics)
+{
+    private int _inFlight;
+    private long _inFlightTokens;
+    private volatile bool _ejected;
+    private long _ejectedAt;
+    private double _lastQueueUs = double.NaN;
+    private double _lastSuccess = double.NaN;
+
+    public Uri Grpc { get; } = grpc;
+
+    public Uri? Metrics { get; } = metrics;
+
+    /// <summary>Requests of this gateway running on the replica (from routing until the stream ends).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Prompt tokens plus tokens still to generate, over this gateway's in-flight requests.</summary>
+    public long InFlightTokens => Interlocked.Read(ref _inFlightTokens);
+
+    public bool IsEjected => _ejected;
+
+    /// <summary>Why it was last ejected (for logs).</summary>
+    public string? EjectionReason { get; private set; }
+
+    /// <summary>The latest scraped load, or null before the first scrape (or without a metrics endpoint).</summary>
+    public ReplicaLoad? Load { get; private set; }
+
+    /// <summary>Whether the replica is still discovered (a replica that left discovery takes no new requests).</summary>
+    public bool IsRemoved { get; set; }
+
+    /// <summary>When the router last leased this replica (a sequence number; 0 = never). Breaks ties so idle traffic rotates.</summary>
+    public long LastPicked => Volatile.Read(ref _lastPicked);
+
+    private long _lastPicked;
+
+    internal void AddRequest(long tokens, long sequence)
+    {
+        Volatile.Write(ref _lastPicked, sequence);
+        Interlocked.Increment(ref _inFlight);
+        Interlocked.Add(ref _inFlightTokens, tokens);
+    }
+
+    internal void RemoveTokens(long tokens) => Interlocked.Add(ref _inFlightTokens, -tokens);
+
+    internal void RemoveRequest(long remainingTokens)
+    {
+        Interlocked.Add(ref _inFlightTokens, -remainingTokens);
+        Interlocked.Decrement(ref _inFlight);
+    }
+
+    /// <summary>Takes the replica out of rotation; returns false when it already was.</summary>
+    internal bool Eject(long timestamp, string reason)
+    {
+        EjectionReason = reason;
+        if (_ejected)
+        {
+            return false;
+        }
+        Volatile.Write(ref _ejectedAt, timestamp);
+        _ejected = true;
+        return true;
+    }
+
+    /// <summary>A successful probe: back in rotation once <paramref name="minEjection"/> has passed. Returns true when it came back.</summary>
+    internal bool ProbeSucceeded(TimeProvider time, TimeSpan minEjection)
+    {
+        if (!_ejected || time.GetElapsedTime(Volatile.Read(ref _ejectedAt)) < minEjection)
+        {
+            return false;
+        }
+        _ejected = false;
+        return true;
+    }
+
+    /// <summary>Records one scrape. Counter deltas need the previous scrape; a counter reset (restart) gives no queue-time signal once.</summary>
+    internal void Record(TritonMetricsSample sample, long timestamp)
+    {
+        var averageQueueUs = 0d;
+        if (sample.HasQueueCounters)
+        {
+            var queued = sample.QueueDurationUs - _lastQueueUs;
+            var succeeded = sample.RequestSuccess - _lastSuccess;
+            // NaN on the first scrape, negative after a restart: no signal this time.
+            if (queued >= 0 && succeeded >= 0)
+            {
+                averageQueueUs = queued / Math.Max(1, succeeded);
+            }
+            _lastQueueUs = sample.QueueDurationUs;
+            _lastSuccess = sample.RequestSuccess;
+        }
+        var pending = Math.Max(sample.PendingRequests, sample.TrtWaiting);
+        var batch = sample.TrtMax > 0 ? sample.TrtActive / sample.TrtMax : 0;
+        var kv = sample.KvBlocksMax > 0 ? sample.KvBlocksUsed / sample.KvBlocksMax : 0;
+        Load = new ReplicaLoad(timestamp, pending, averageQueueUs, batch, kv);
+    }
+
+    /// <summary>The scraped load when it is recent enough to trust, else null.</summary>
+    internal ReplicaLoad? FreshLoad(TimeProvider time, TimeSpan maxAge) =>
+        Load is { } load && time.GetElapsedTime(load.Timestamp) <= maxAge ? load : null;
+
+    public override string ToString() => Grpc.ToString();
+}

@@ -1,0 +1,330 @@
+using Gateway.Generation;
+using Gateway.Triton;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Routing;
+
+/// <summary>What routing needs to know about one request.</summary>
+/// <param name="PromptTokens">Tokens of the prompt as sent to Triton.</param>
+/// <param name="MaxTokens">Tokens it may still generate.</param>
+/// <param name="Priority">Triton's priority level: 0 = default, 1 = highest.</param>
+internal readonly record struct RouteRequest(int PromptTokens, int MaxTokens, int Priority);
+
+/// <summary>Picks the Triton replica for each attempt of a request, or queues / sheds it when every replica is saturated.</summary>
+internal interface ITritonRouter
+{
+    /// <summary>
+    /// A lease on the least-loaded ready replica, preferring ones not in <paramref name="tried"/>.
+    /// Throws <see cref="GatewayException"/> (503 + Retry-After) when no replica is ready, or when
+    /// every replica is saturated and the request is low priority, the queue is full or the wait timed out.
+    /// </summary>
+    ValueTask<ReplicaLease> AcquireAsync(RouteRequest request, IReadOnlyList<TritonReplica>? tried, CancellationToken cancellationToken);
+}
+
+/// <summary>How a request is treated when every replica is saturated.</summary>
+internal enum PriorityClass
+{
+    /// <summary>Triton priority 1: queues first.</summary>
+    High = 0,
+
+    /// <summary>The default level (0) and levels above 1 but below the low level: queues.</summary>
+    Normal = 1,
+
+    /// <summary>Levels ≥ <see cref="RoutingOptions.LowPriorityLevel"/>: shed with 503 + Retry-After.</summary>
+    Low = 2,
+}
+
+/// <summary>
+/// Load-aware routing over <see cref="TritonReplicaSet"/>. Score (lower is better):
+/// <c>inFlight + pending + inFlightTokens / TokensPerLoadUnit + avgQueueTime / QueueTimePerLoadUnit
+/// + batchUtilization + kvUtilization</c>, where the last four come from the latest scrape when it
+/// is fresh. Two candidates are compared by score (power of two choices, drawn at random when there
+/// are more than two). Ejected replicas are never chosen while any other replica is ready. A replica
+/// is saturated when <c>inFlight + pending ≥ SaturationThreshold</c>; when every ready replica is,
+/// low-priority requests are shed and the others wait in a bounded priority queue.
+/// </summary>
+internal sealed partial class TritonRouter(
+    TritonReplicaSet replicas,
+    IOptions<RoutingOptions> options,
+    TimeProvider time,
+    RoutingRandom random,
+    ILogger<TritonRouter> logger) : ITritonRouter
+{
+    private readonly RoutingOptions _options = options.Value;
+    private readonly Lock _queueLock = new();
+    private readonly PriorityQueue<Waiter, (int Class, long Sequence)> _queue = new();
+    private long _sequence;
+    private long _picks;
+    private int _queued;
+
+    /// <summary>Requests waiting for a replica now.</summary>
+    public int QueuedRequests => Volatile.Read(ref _queued);
+
+    public PriorityClass Classify(int priority) => priority switch
+    {
+        1 => PriorityClass.High,
+        0 => PriorityClass.Normal,
+        _ when priority >= _options.LowPriorityLevel => PriorityClass.Low,
+        _ => PriorityClass.Normal,
+    };
+
+    public ValueTask<ReplicaLease> AcquireAsync(RouteRequest request, IReadOnlyList<TritonReplica>? tried, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var snapshot = replicas.Replicas;
+        if (Volatile.Read(ref _queued) == 0 && Pick(snapshot, tried) is { } replica)
+        {
+            return ValueTask.FromResult(Lease(replica, request));
+        }
+        if (!HasCandidate(snapshot))
+        {
+            throw new GatewayException(GatewayError.BackendUnavailable, "No Triton replica is ready.", null, "backend_unavailable", _options.RetryAfter);
+        }
+        var priorityClass = Classify(request.Priority);
+        return new ValueTask<ReplicaLease>(QueueAsync(request, tried, priorityClass, cancellationToken));
+    }
+
+    /// <summary>Hands freed capacity to queued requests, highest priority first. Called when load drops, a replica comes back or metrics change.</summary>
+    public void Drain()
+    {
+        if (Volatile.Read(ref _queued) == 0)
+        {
+            return;
+        }
+        lock (_queueLock)
+        {
+            var snapshot = replicas.Replicas;
+            while (_queue.TryPeek(out var waiter, out _))
+            {
+                if (waiter.Completion.Task.IsCompleted)
+                {
+                    _queue.Dequeue(); // cancelled or timed out; already uncounted
+                    continue;
+                }
+                if (Pick(snapshot, waiter.Tried) is not { } replica)
+                {
+                    break;
+                }
+                _queue.Dequeue();
+                _queued--;
+                waiter.Completion.SetResult(Lease(replica, waiter.Request));
+            }
+        }
+    }
+
+    /// <summary>A failed attempt: a broken connection ejects the replica at once (the health probe brings it back).</summary>
+    public void ReportFailure(TritonReplica replica, TritonFailure failure, string reason)
+    {
+        if (failure is TritonFailure.Transport or TritonFailure.EndedEarly && replica.Eject(time.GetTimestamp(), reason))
+        {
+            LogEjected(logger, replica.Grpc, reason);
+        }
+    }
+
+    /// <summary>Whether <paramref name="replica"/> takes no more requests now.</summary>
+    public bool IsSaturated(TritonReplica replica)
+    {
+        var pending = replica.FreshLoad(time, _options.MetricsMaxAge)?.Pending ?? 0;
+        return replica.InFlight + pending >= _options.SaturationThreshold;
+    }
+
+    /// <summary>The load score (lower is better); see the class summary and Gateway/README.md.</summary>
+    public double Score(TritonReplica replica)
+    {
+        var score = replica.InFlight + (double)replica.InFlightTokens / _options.TokensPerLoadUnit;
+        if (replica.FreshLoad(time, _options.MetricsMaxAge) is { } load)
+        {
+            score += load.Pending
+                + load.AverageQueueUs / _options.QueueTimePerLoadUnit.TotalMicroseconds
+                + load.BatchUtilization
+                + load.KvUtilization;
+        }
+        return score;
+    }
+
+    internal void Release(TritonReplica replica, long remainingTokens)
+    {
+        replica.RemoveRequest(remainingTokens);
+        Drain();
+    }
+
+    private async Task<ReplicaLease> QueueAsync(RouteRequest request, IReadOnlyList<TritonReplica>? tried, PriorityClass priorityClass, CancellationToken cancellationToken)
+    {
+        var waiter = new Waiter(request, tried);
+        lock (_queueLock)
+        {
+            if (priorityClass == PriorityClass.Low || _queued >= _options.MaxQueuedRequests)
+            {
+                LogShed(logger, request.Priority);
+                throw Overloaded(priorityClass == PriorityClass.Low
+                    ? "Every Triton replica is saturated; low-priority requests are shed. Retry later."
+                    : "Every Triton replica is saturated and the queue is full. Retry later.");
+            }
+            _queue.Enqueue(waiter, ((int)priorityClass, _sequence++));
+            _queued++;
+        }
+        Drain();
+        using var timeout = new CancellationTokenSource(_options.QueueTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        using (linked.Token.UnsafeRegister(static state => ((TritonRouter)((object[])state!)[0]).Abandon((Waiter)((object[])state)[1]), new object[] { this, waiter }))
+        {
+            try
+            {
+                return await waiter.Completion.Task.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw Overloaded($"Every Triton replica stayed saturated for {_options.QueueTimeout.TotalSeconds:0.###} s. Retry later.");
+            }
+        }
+    }
+
+    private void Abandon(Waiter waiter)
+    {
+        lock (_queueLock)
+        {
+            if (waiter.Completion.TrySetCanceled())
+            {
+                _queued--;
+            }
+        }
+    }
+
+    private GatewayException Overloaded(string message) =>
+        new(GatewayError.BackendUnavailable, message, null, "overloaded", _options.RetryAfter);
+
+    private ReplicaLease Lease(TritonReplica replica, RouteRequest request)
+    {
+        replica.AddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks));
+        return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens);
+    }
+
+    private static bool HasCandidate(TritonReplica[] snapshot)
+    {
+        foreach (var replica in snapshot)
+        {
+            if (!replica.IsRemoved)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The replica for the next attempt, or null when every candidate is saturated. Candidates are
+    /// the ready replicas not yet tried, else the ready ones, else (every replica ejected: a panic,
+    /// as Envoy calls it) every discovered replica, so one flapping replica is not a certain 503.
+    /// </summary>
+    private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried)
+    {
+        Span<int> candidates = snapshot.Length <= 128 ? stackalloc int[snapshot.Length] : new int[snapshot.Length];
+        var count = Collect(snapshot, tried, requireReady: true, excludeTried: true, candidates);
+        if (count == 0 && tried is { Count: > 0 })
+        {
+            count = Collect(snapshot, tried, requireReady: true, excludeTried: false, candidates);
+        }
+        if (count == 0)
+        {
+            count = Collect(snapshot, tried, requireReady: false, excludeTried: false, candidates);
+        }
+        if (count == 0)
+        {
+            return null;
+        }
+        TritonReplica? best;
+        if (count <= 2)
+        {
+            best = Better(null, snapshot[candidates[0]]);
+            if (count == 2)
+            {
+                best = Better(best, snapshot[candidates[1]]);
+            }
+        }
+        else
+        {
+            // Power of two choices: two distinct random candidates, the less loaded wins.
+            var first = random.Next(count);
+            var second = random.Next(count - 1);
+            if (second >= first)
+            {
+                second++;
+            }
+            best = Better(snapshot[candidates[first]], snapshot[candidates[second]]);
+            for (var i = 0; best is null && i < count; i++)
+            {
+                // Both draws saturated: any replica with room beats a queue.
+                best = Better(null, snapshot[candidates[i]]);
+            }
+        }
+        return best;
+    }
+
+    /// <summary>The unsaturated one with the lower score; null when both are saturated.</summary>
+    private TritonReplica? Better(TritonReplica? a, TritonReplica b)
+    {
+        var aOk = a is not null && !IsSaturated(a);
+        var bOk = !IsSaturated(b);
+        if (!aOk)
+        {
+            return bOk ? b : null;
+        }
+        if (!bOk)
+        {
+            return a;
+        }
+        var (scoreA, scoreB) = (Score(a!), Score(b));
+        if (scoreA != scoreB)
+        {
+            return scoreB < scoreA ? b : a;
+        }
+        // A tie (idle replicas): fewer own requests, then the one picked longest ago, so idle traffic rotates.
+        return b.InFlight != a!.InFlight ? (b.InFlight < a.InFlight ? b : a) : (b.LastPicked < a.LastPicked ? b : a);
+    }
+
+    private static int Collect(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, bool requireReady, bool excludeTried, Span<int> candidates)
+    {
+        var count = 0;
+        for (var i = 0; i < snapshot.Length; i++)
+        {
+            var replica = snapshot[i];
+            if (replica.IsRemoved || (requireReady && replica.IsEjected) || (excludeTried && tried is not null && Contains(tried, replica)))
+            {
+                continue;
+            }
+            candidates[count++] = i;
+        }
+        return count;
+    }
+
+    private static bool Contains(IReadOnlyList<TritonReplica> list, TritonReplica replica)
+    {
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (ReferenceEquals(list[i], replica))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private sealed class Waiter(RouteRequest request, IReadOnlyList<TritonReplica>? tried)
+    {
+        public RouteRequest Request { get; } = request;
+        public IReadOnlyList<TritonReplica>? Tried { get; } = tried;
+        public TaskCompletionSource<ReplicaLease> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Triton replica {Endpoint} ejected: {Reason}")]
+    private static partial void LogEjected(ILogger logger, Uri endpoint, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Every Triton replica is saturated: shed a request of priority {Priority}")]
+    private static partial void LogShed(ILogger logger, int priority);
+}
+
+/// <summary>The randomness of the power-of-two-choices draw (injected so tests can fix it).</summary>
+internal sealed class RoutingRandom(Random random)
+{
+    public int Next(int maxExclusive) => random.Next(maxExclusive);
+}

@@ -1,0 +1,186 @@
+using Gateway.Generation;
+using Gateway.Grpc.Tensors;
+using Google.Protobuf;
+using Triton.Inference;
+
+namespace Gateway.Triton.Contracts;
+
+/// <summary>
+/// The FasterTransformer <c>fastertransformer</c> model called with token ids (decoupled mode).
+/// <list type="bullet">
+/// <item>Inputs (batch 1): <c>input_ids</c> UINT32 [1,L], <c>input_lengths</c> UINT32 [1,1],
+/// <c>request_output_len</c> UINT32 [1,1], <c>start_id</c>/<c>end_id</c> UINT32 [1,1],
+/// <c>runtime_top_k</c> UINT32, <c>runtime_top_p</c>/<c>temperature</c> FP32, and when asked
+/// <c>repetition_penalty</c> FP32, <c>random_seed</c> UINT64, <c>stop_words_list</c> INT32 [1,2,N].</item>
+/// <item>OpenAI mapping: <c>temperature</c> (default 1) → <c>temperature</c>; temperature 0 means
+/// greedy: <c>runtime_top_k=1</c>, <c>temperature=1</c>. <c>top_p</c> (default 1) →
+/// <c>runtime_top_p</c>; <c>top_k</c> (extension, default 0 = off) → <c>runtime_top_k</c>;
+/// <c>seed</c> → <c>random_seed</c> (two's complement for negatives); presence and frequency
+/// penalty → <c>repetition_penalty = 2^((presence_penalty + frequency_penalty) / 4)</c>, so 0 → 1
+/// (off), the OpenAI extremes ±2 each → 2 and 0.5 (FT's penalty is multiplicative).</item>
+/// <item>Responses are cumulative: <c>output_ids[0,0,:sequence_length]</c> holds the prompt and
+/// every token so far; only ids past the last seen length are new. The end is
+/// <c>triton_final_response=true</c> (Triton ≥ 23.06, requested with
+/// <c>triton_enable_empty_final_response</c>); without that flag (older Triton) the end is the
+/// end id or <c>sequence_length</c> reaching prompt + <c>request_output_len</c>.</item>
+/// </list>
+/// </summary>
+internal sealed class FasterTransformerContract : ITritonContract
+{
+    public string Name => TritonContracts.FasterTransformer;
+
+    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    {
+        var request = new ModelInferRequest
+        {
+            ModelName = input.ModelName,
+            ModelVersion = input.ModelVersion,
+            Id = input.RequestId,
+        };
+        request.Parameters[TritonContracts.EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
+        if (input.Priority > 0)
+        {
+            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
+        }
+
+        var prompt = new uint[input.PromptIds.Count];
+        for (var i = 0; i < prompt.Length; i++)
+        {
+            prompt[i] = (uint)input.PromptIds[i];
+        }
+        var mapped = MapSampling(input.Sampling);
+
+        Add(request, "input_ids", TensorDataTypes.UInt32, [1, prompt.Length], TensorCodec.EncodeUInt32(prompt));
+        Add(request, "input_lengths", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)prompt.Length]));
+        Add(request, "request_output_len", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.MaxTokens]));
+        Add(request, "start_id", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.StartId]));
+        Add(request, "end_id", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.EndId]));
+        Add(request, "runtime_top_k", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([mapped.TopK]));
+        Add(request, "runtime_top_p", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([mapped.TopP]));
+        Add(request, "temperature", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([mapped.Temperature]));
+        if (mapped.RepetitionPenalty is { } penalty)
+        {
+            Add(request, "repetition_penalty", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([penalty]));
+        }
+        if (mapped.RandomSeed is { } seed)
+        {
+            Add(request, "random_seed", TensorDataTypes.UInt64, [1, 1], TensorCodec.EncodeUInt64([seed]));
+        }
+        if (input.StopWordIds.Count > 0)
+        {
+            var (words, length) = EncodeWordList(input.StopWordIds);
+            Add(request, "stop_words_list", TensorDataTypes.Int32, [1, 2, length], TensorCodec.EncodeInt32(words));
+        }
+
+        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output_ids" });
+        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "sequence_length" });
+        return request;
+    }
+
+    public ITritonResponseDecoder CreateDecoder(TritonGenerationInput input) =>
+        new Decoder(input.PromptIds.Count, input.MaxTokens, input.EndId);
+
+    /// <summary>OpenAI sampling → FT runtime values (see the class summary).</summary>
+    internal static FtSampling MapSampling(SamplingParameters sampling)
+    {
+        var temperature = sampling.Temperature ?? 1.0;
+        var topK = (uint)(sampling.TopK ?? 0);
+        if (temperature == 0)
+        {
+            topK = 1;
+            temperature = 1.0;
+        }
+        float? penalty = null;
+        var presence = sampling.PresencePenalty ?? 0;
+        var frequency = sampling.FrequencyPenalty ?? 0;
+        if (presence != 0 || frequency != 0)
+        {
+            penalty = (float)Math.Pow(2, (presence + frequency) / 4);
+        }
+        ulong? seed = sampling.Seed is { } s ? unchecked((ulong)s) : null;
+        return new FtSampling(topK, (float)(sampling.TopP ?? 1.0), (float)temperature, penalty, seed);
+    }
+
+    /// <summary>
+    /// FT's <c>[2, N]</c> word list for one batch item: row 0 every phrase's ids one after another
+    /// (padded with 0), row 1 the cumulative end offsets (padded with -1); N ≥ 1.
+    /// </summary>
+    internal static (int[] Flat, int Length) EncodeWordList(IReadOnlyList<IReadOnlyList<int>> phrases)
+    {
+        var total = 0;
+        foreach (var phrase in phrases)
+        {
+            total += phrase.Count;
+        }
+        var length = Math.Max(1, Math.Max(total, phrases.Count));
+        var flat = new int[2 * length];
+        Array.Fill(flat, -1, length, length);
+        var at = 0;
+        for (var p = 0; p < phrases.Count; p++)
+        {
+            foreach (var id in phrases[p])
+            {
+                flat[at++] = id;
+            }
+            flat[length + p] = at;
+        }
+        return (flat, length);
+    }
+
+    private static void Add(ModelInferRequest request, string name, string datatype, long[] shape, ByteString data)
+    {
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
+        tensor.Shape.Add(shape);
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(data);
+    }
+
+    internal readonly record struct FtSampling(uint TopK, float TopP, float Temperature, float? RepetitionPenalty, ulong? RandomSeed);
+
+    private sealed class Decoder(int promptLength, int maxTokens, int endId) : ITritonResponseDecoder
+    {
+        private readonly int _promptLength = promptLength;
+        private int _consumed = promptLength;
+        private bool _ended;
+
+        public TritonStep Decode(ModelInferResponse response, List<int> newTokens)
+        {
+            var finalFlag = TritonContracts.ReadFinalFlag(response);
+            int idsIndex = -1, lengthIndex = -1;
+            for (var i = 0; i < response.Outputs.Count; i++)
+            {
+                switch (response.Outputs[i].Name)
+                {
+                    case "output_ids": idsIndex = i; break;
+                    case "sequence_length": lengthIndex = i; break;
+                }
+            }
+            var sequenceLength = _consumed;
+            if (idsIndex >= 0 && lengthIndex >= 0 && !_ended)
+            {
+                if (lengthIndex >= response.RawOutputContents.Count || idsIndex >= response.RawOutputContents.Count)
+                {
+                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
+                }
+                var ids = response.RawOutputContents[idsIndex].Span;
+                var shape = response.Outputs[idsIndex].Shape;
+                var rowLength = shape.Count > 0 ? (int)shape[^1] : ids.Length / sizeof(uint);
+                sequenceLength = (int)TensorCodec.ReadUInt32(response.RawOutputContents[lengthIndex].Span, 0);
+                var end = Math.Min(sequenceLength, Math.Min(rowLength, ids.Length / sizeof(uint)));
+                for (var i = _consumed; i < end; i++)
+                {
+                    var id = (int)TensorCodec.ReadUInt32(ids, i);
+                    if (id == endId)
+                    {
+                        _ended = true;
+                        break;
+                    }
+                    newTokens.Add(id);
+                }
+                _consumed = Math.Max(_consumed, end);
+            }
+            var isFinal = finalFlag ?? (_ended || sequenceLength >= _promptLength + maxTokens);
+            return new TritonStep(isFinal, _ended);
+        }
+    }
+}

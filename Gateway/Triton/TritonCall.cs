@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Triton.Inference;
+
+namespace Gateway.Triton;
+
+/// <summary>How a read from Triton failed.</summary>
+internal enum TritonFailure
+{
+    /// <summary>No connection or the connection broke (Unavailable, reset).</summary>
+    Transport,
+    /// <summary>Triton answered with <c>error_message</c> for this request.</summary>
+    Backend,
+    /// <summary>Nothing arrived within the first-token or idle timeout.</summary>
+    Timeout,
+    /// <summary>The stream ended before the final response.</summary>
+    EndedEarly,
+}
+
+internal sealed class TritonCallException(TritonFailure failure, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public TritonFailure Failure { get; } = failure;
+}
+
+/// <summary>
+/// One <c>ModelStreamInfer</c> call carrying exactly one request. Every read has its own timeout
+/// (first token, then idle), driven by the injected <see cref="TimeProvider"/>; there is no total
+/// timeout. Disposing cancels the call at once (HTTP/2 RST_STREAM), which Triton counts as a
+/// cancelled request.
+/// </summary>
+internal sealed class TritonCall : IAsyncDisposable
+{
+    private readonly CancellationToken _requestAborted;
+    private readonly CancellationTokenSource _timeout;
+    private readonly CancellationTokenSource _linked;
+    private readonly AsyncDuplexStreamingCall<ModelInferRequest, ModelStreamInferResponse> _call;
+    private bool _completed;
+
+    private TritonCall(GRPCInferenceService.GRPCInferenceServiceClient client, Metadata headers, TimeProvider time, CancellationToken requestAborted)
+    {
+        _requestAborted = requestAborted;
+        _timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        _linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, _timeout.Token);
+        _call = client.ModelStreamInfer(new CallOptions(headers, cancellationToken: _linked.Token));
+    }
+
+    public static async Task<TritonCall> StartAsync(
+        GRPCInferenceService.GRPCInferenceServiceClient client, ModelInferRequest request, Activity? activity,
+        TimeProvider time, TimeSpan firstTokenTimeout, CancellationToken cancellationToken)
+    {
+        var headers = new Metadata();
+        // W3C trace context for Triton's own tracing (and the emulator's).
+        DistributedContextPropagator.Current.Inject(activity ?? Activity.Current, headers, static (carrier, key, value) =>
+        {
+            if (carrier is Metadata metadata && key is not null && value is not null)
+            {
+                metadata.Add(key, value);
+            }
+        });
+        var call = new TritonCall(client, headers, time, cancellationToken);
+        try
+        {
+            call._timeout.CancelAfter(firstTokenTimeout);
+            await call._call.RequestStream.WriteAsync(request, call._linked.Token).ConfigureAwait(false);
+            return call;
+        }
+        catch (Exception ex)
+        {
+            var translated = call.Translate(ex);
+            await call.DisposeAsync().ConfigureAwait(false);
+            throw translated;
+        }
+    }
+
+    /// <summary>The next response, or null when Triton closed the stream.</summary>
+    public async ValueTask<ModelInferResponse?> ReadAsync(TimeSpan? timeout)
+    {
+        if (timeout is { } t)
+        {
+            _timeout.CancelAfter(t);
+        }
+        bool moved;
+        try
+        {
+            moved = await _call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            throw Translate(ex);
+        }
+        if (!moved)
+        {
+            return null;
+        }
+        var message = _call.ResponseStream.Current;
+        if (!string.IsNullOrEmpty(message.ErrorMessage))
+        {
+            throw new TritonCallException(TritonFailure.Backend, message.ErrorMessage);
+        }
+        return message.InferResponse;
+    }
+
+    /// <summary>
+    /// After the final response: half-closes the request side and waits (bounded) for Triton to
+    /// close the stream, so a finished request is never reported as cancelled.
+    /// </summary>
+    public async ValueTask CompleteAsync(TimeSpan drainTimeout)
+    {
+        _completed = true;
+        try
+        {
+            _timeout.CancelAfter(drainTimeout);
+            await _call.RequestStream.CompleteAsync().ConfigureAwait(false);
+            while (await _call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
+            {
+                // Nothing more is expected for a single-request stream.
+            }
+        }
+        catch (Exception ex) when (ex is RpcException or InvalidOperationException or OperationCanceledException)
+        {
+            // The server closed first or the drain timed out: the request itself had already finished.
+        }
+    }
+
+    private Exception Translate(Exception ex)
+    {
+        if (_requestAborted.IsCancellationRequested)
+        {
+            return new OperationCanceledException("The client cancelled the request.", ex, _requestAborted);
+        }
+        if (_timeout.IsCancellationRequested)
+        {
+            return new TritonCallException(TritonFailure.Timeout, "Triton sent nothing within the timeout.", ex);
+        }
+        return ex switch
+        {
+            RpcException rpc => new TritonCallException(TritonFailure.Transport, $"Triton call failed: {rpc.StatusCode} {rpc.Status.Detail}", ex),
+            TritonCallException => ex,
+            _ => new TritonCallException(TritonFailure.Transport, "Triton call failed: " + ex.Message, ex),
+        };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_completed)
+        {
+            // Not finished cleanly: cancel so Triton stops generating at once.
+            await _linked.CancelAsync().ConfigureAwait(false);
+        }
+        _call.Dispose();
+        _linked.Dispose();
+        _timeout.Dispose();
+    }
+}

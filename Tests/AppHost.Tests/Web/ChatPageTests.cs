@@ -1,0 +1,180 @@
+using System.Globalization;
+using Aspire.Hosting.Testing;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace AppHost.Tests.Web;
+
+/// <summary>The chat page in headless Chromium against the running AppHost (web → gateway → emulator).</summary>
+[Collection(WebAppCollection.Name)]
+public sealed class ChatPageTests(WebAppFixture fixture)
+{
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(60);
+
+    public static string ScreenshotFolder { get; } = Path.Combine(AppContext.BaseDirectory, "artifacts", "screenshots");
+
+    [Fact]
+    public async Task Send_AnswerGrowsInSteps_ThenEndsWithStats()
+    {
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        await SetMaxTokensAsync(page, 64);
+        await RecordAnswerGrowthAsync(page);
+
+        await Message(page).FillAsync("Tell me about GPUs.");
+        await Message(page).PressAsync("Enter");
+
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "true");
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+
+        var lengths = await page.EvaluateAsync<int[]>("() => window.__answerLengths");
+        var finalText = await answer.Locator(".message-bubble").InnerTextAsync();
+        var growing = lengths.Where(n => n > 0 && n < finalText.Length).Distinct().ToArray();
+        Assert.True(growing.Length >= 2, $"expected the answer to grow in at least two steps before it ended; saw lengths [{string.Join(", ", lengths)}], final {finalText.Length}");
+        Assert.Equal(["You", "Assistant"], await Transcript(page).Locator("> li").EvaluateAllAsync<string[]>("items => items.map(i => i.getAttribute('aria-label'))"));
+        await Expect(answer.Locator(".message-stats")).ToContainTextAsync("TTFT");
+        await Expect(answer.Locator(".message-stats")).ToContainTextAsync("completion tokens");
+        await Expect(answer.GetByRole(AriaRole.Button, new() { Name = "Copy", Exact = true })).ToBeVisibleAsync();
+        await Expect(answer.GetByRole(AriaRole.Button, new() { Name = "Regenerate", Exact = true })).ToBeEnabledAsync();
+        // Focus comes back to the message box for the next question.
+        await Expect(Message(page)).ToBeFocusedAsync();
+    }
+
+    [Fact]
+    public async Task Stop_MidAnswer_EndsGeneration_AndTritonCountsACancelledRequest()
+    {
+        using var metrics = fixture.App.CreateHttpClient("triton", "metrics");
+        var cancelledBefore = await CancelledRequestsAsync(metrics);
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        await SetMaxTokensAsync(page, 512);
+
+        await Message(page).FillAsync("Write a long story about a data center.");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send", Exact = true }).ClickAsync();
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer.Locator(".markdown")).ToBeVisibleAsync(new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "true");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Stop", Exact = true }).ClickAsync();
+
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = 10_000 });
+        await Expect(answer.Locator(".message-note")).ToHaveTextAsync("Stopped");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send", Exact = true })).ToBeVisibleAsync();
+        var stoppedText = await answer.Locator(".message-bubble").InnerTextAsync();
+        Assert.False(string.IsNullOrWhiteSpace(stoppedText));
+
+        // The gRPC cancellation reached Triton: its failure counter has a new CANCELED request.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var cancelledAfter = cancelledBefore;
+        while (cancelledAfter <= cancelledBefore && !cts.IsCancellationRequested)
+        {
+            await Task.Delay(100, CancellationToken.None);
+            cancelledAfter = await CancelledRequestsAsync(metrics);
+        }
+        Assert.True(cancelledAfter > cancelledBefore, $"nv_inference_request_failure{{reason=\"CANCELED\"}} stayed at {cancelledBefore}");
+    }
+
+    [Fact]
+    public async Task FinishedConversation_SurvivesReload_AndIsScreenshotAtDesktopAndPhoneWidths()
+    {
+        await using var context = await fixture.NewContextAsync(1280, 800);
+        var page = await OpenAsync(context);
+        await SetMaxTokensAsync(page, 48);
+
+        await Message(page).FillAsync("Explain *tensor parallelism* in two sentences.");
+        await Message(page).PressAsync("Enter");
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        var answerText = await answer.Locator(".message-bubble").InnerTextAsync();
+
+        await page.ReloadAsync();
+
+        await Expect(Transcript(page).Locator("li[aria-label='You']")).ToHaveTextAsync("Explain *tensor parallelism* in two sentences.");
+        var restored = Transcript(page).Locator("li[aria-label='Assistant'] .message-bubble");
+        await Expect(restored).ToBeVisibleAsync();
+        Assert.Equal(answerText, await restored.InnerTextAsync());
+        await Expect(page.GetByRole(AriaRole.Navigation, new() { Name = "Conversations" }).GetByRole(AriaRole.Button, new() { Name = "Explain *tensor parallelism* in two sentences.", Exact = true }))
+            .ToHaveAttributeAsync("aria-current", "page");
+
+        Directory.CreateDirectory(ScreenshotFolder);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "chat-desktop-1280x800.png") });
+        await page.SetViewportSizeAsync(390, 844);
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Conversations" })).ToBeVisibleAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "chat-phone-390x844.png") });
+        Assert.True(new FileInfo(Path.Combine(ScreenshotFolder, "chat-phone-390x844.png")).Length > 0);
+    }
+
+    [Fact]
+    public async Task ContextTooLong_ShowsReadableError_AndKeepsTheTypedMessage()
+    {
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        // ≈2400 GPT-2 tokens: more than the model's 2048-token context window.
+        var longMessage = string.Join(' ', Enumerable.Repeat("lorem ipsum dolor", 800));
+
+        await Message(page).FillAsync(longMessage);
+        await Message(page).PressAsync("Enter");
+
+        var alert = page.GetByRole(AriaRole.Alert);
+        await Expect(alert).ToContainTextAsync("too long for this model", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(alert).ToContainTextAsync("context");
+        await Expect(Message(page)).ToHaveValueAsync(longMessage);
+        await Expect(Transcript(page).Locator("> li")).ToHaveCountAsync(0);
+    }
+
+    private static ILocator Message(IPage page) => page.GetByRole(AriaRole.Textbox, new() { Name = "Message", Exact = true });
+
+    private static ILocator Transcript(IPage page) => page.GetByRole(AriaRole.List, new() { Name = "Conversation", Exact = true });
+
+    private static async Task<IPage> OpenAsync(IBrowserContext context)
+    {
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/");
+        // The circuit is up and the gateway listed its models once the (collapsed) picker has a value.
+        await Expect(page.GetByRole(AriaRole.Combobox, new() { Name = "Model", IncludeHidden = true })).Not.ToHaveValueAsync("", new() { Timeout = 30_000 });
+        return page;
+    }
+
+    private static async Task SetMaxTokensAsync(IPage page, int maxTokens)
+    {
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+        var input = page.GetByRole(AriaRole.Spinbutton, new() { Name = "Max tokens" });
+        await input.FillAsync(maxTokens.ToString(CultureInfo.InvariantCulture));
+        await input.PressAsync("Tab");
+        await Expect(input).ToHaveValueAsync(maxTokens.ToString(CultureInfo.InvariantCulture));
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+    }
+
+    /// <summary>Records, in the page, each length the busy answer's text takes.</summary>
+    private static async Task RecordAnswerGrowthAsync(IPage page)
+    {
+        await Expect(Transcript(page)).ToBeAttachedAsync();
+        await page.EvaluateAsync("""
+            () => {
+              window.__answerLengths = [];
+              const list = document.querySelector('ol[aria-label="Conversation"]');
+              new MutationObserver(() => {
+                const busy = list.querySelector('li[aria-busy="true"] .message-bubble');
+                if (!busy) return;
+                const n = busy.innerText.trim().length, a = window.__answerLengths;
+                if (a.length === 0 || a[a.length - 1] !== n) a.push(n);
+              }).observe(list, { subtree: true, childList: true, characterData: true, attributes: true });
+            }
+            """);
+    }
+
+    private static async Task<double> CancelledRequestsAsync(HttpClient metrics)
+    {
+        var text = await metrics.GetStringAsync("/metrics");
+        var total = 0.0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("nv_inference_request_failure{", StringComparison.Ordinal) && line.Contains("reason=\"CANCELED\"", StringComparison.Ordinal))
+            {
+                total += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+        return total;
+    }
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+using Benchmarks;
+
+namespace Gateway.Tests.Benchmarks;
+
+/// <summary>The benchmark harness's smoke run (in process, seconds long): it completes and its table parses.</summary>
+public sealed class BenchmarkSmokeTests
+{
+    [Fact]
+    public async Task SmokeRun_WritesATableWithNumbersAndNoErrors()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"bench-smoke-{Guid.NewGuid():N}.md");
+        try
+        {
+            var options = BenchmarkOptions.Parse(["--smoke", "--in-process", "--output", output])!;
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await BenchmarkRunner.RunAsync(options, TextWriter.Null, cancel.Token);
+
+            var lines = await File.ReadAllLinesAsync(output);
+            Assert.Contains(lines, l => l.StartsWith("Machine: ", StringComparison.Ordinal) && l.Contains("cores", StringComparison.Ordinal));
+            var header = Array.IndexOf(lines, global::Benchmarks.Report.BenchmarkReport.TableHeader);
+            Assert.True(header >= 0, "the results table header is missing");
+            var columns = Cells(lines[header]);
+            var rows = lines.Skip(header + 2).TakeWhile(l => l.StartsWith('|')).Select(Cells).ToList();
+            // rates (2 rates × direct + gateway), streams (direct + gateway), idle, soak
+            Assert.Equal(8, rows.Count);
+            foreach (var row in rows)
+            {
+                Assert.Equal(columns.Length, row.Length);
+                var values = columns.Zip(row).ToDictionary(p => p.First, p => p.Second);
+                Assert.Equal("0", values["Errors"]);
+                Assert.True(long.Parse(values["Requests"], CultureInfo.InvariantCulture) > 0);
+                foreach (var numeric in new[] { "req/s", "TTFT p50 ms", "TTFT p95 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms", "tokens/s", "peak RSS MB" })
+                {
+                    Assert.True(double.TryParse(values[numeric], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= 0, $"{numeric} = '{values[numeric]}'");
+                }
+                Assert.True(double.Parse(values["TTFT p50 ms"], CultureInfo.InvariantCulture) > 0);
+                Assert.True(double.Parse(values["tokens/s"], CultureInfo.InvariantCulture) > 0);
+            }
+            Assert.Contains(rows, r => r[1] == "gateway" && r[0].Contains("idle", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("## Gateway-added latency", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    private static string[] Cells(string line) => [.. line.Trim('|').Split('|').Select(c => c.Trim())];
+}

@@ -1,0 +1,255 @@
+using System.ClientModel;
+using System.Net;
+using System.Text;
+using Gateway.Tests.Functional;
+using Grpc.Core;
+using Llm.Gateway.V1;
+using Microsoft.Extensions.AI;
+using OpenAI;
+using OpenAI.Chat;
+
+namespace Gateway.Tests.EndToEnd;
+
+/// <summary>Official clients → gateway → real TritonEmulator over gRPC ModelStreamInfer.</summary>
+public sealed class EmulatorEndToEndTests(EmulatorHost host) : IClassFixture<EmulatorHost>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    private ChatClient Client() => new("gpt-j-6b", new ApiKeyCredential(TestKeys.Full),
+        new OpenAIClientOptions { Endpoint = new Uri(host.Gateway.Endpoints.Rest, "v1"), NetworkTimeout = Wait });
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private async Task<(string Text, string Finish, int CompletionTokens)> CompleteAsync(string json)
+    {
+        using var response = await host.Gateway.Http.PostAsync("/v1/completions", Json(json));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = Functional.Json.Parse(await response.Content.ReadAsStringAsync());
+        var choice = body.GetProperty("choices")[0];
+        return (choice.GetProperty("text").GetString()!, choice.GetProperty("finish_reason").GetString()!, body.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+    }
+
+    private async Task<(string Text, string Finish, int CompletionTokens, int Events)> StreamCompleteAsync(string json)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(json) };
+        using var response = await host.Gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        var events = await sse.ReadAllAsync();
+        Assert.Equal("[DONE]", events[^1]);
+        var chunks = events[..^1].Select(Functional.Json.Parse).ToList();
+        var text = new StringBuilder();
+        string? finish = null;
+        var tokens = -1;
+        foreach (var chunk in chunks)
+        {
+            if (chunk.GetProperty("choices").GetArrayLength() > 0)
+            {
+                var piece = chunk.GetProperty("choices")[0].GetProperty("text").GetString()!;
+                Assert.DoesNotContain('\uFFFD', piece);
+                text.Append(piece);
+                if (chunk.GetProperty("choices")[0].GetProperty("finish_reason").GetString() is { } f)
+                {
+                    finish = f;
+                }
+            }
+            if (chunk.TryGetProperty("usage", out var usage) && usage.ValueKind == System.Text.Json.JsonValueKind.Object)
+            {
+                tokens = usage.GetProperty("completion_tokens").GetInt32();
+            }
+        }
+        return (text.ToString(), finish!, tokens, chunks.Count);
+    }
+
+    [Fact]
+    public async Task OpenAiSdk_Chat_NonStreamingAndStreaming_WithUsage()
+    {
+        var client = Client();
+        ChatCompletion completion = await client.CompleteChatAsync([new UserChatMessage("Tell me about the weather")], new ChatCompletionOptions { MaxOutputTokenCount = 12 });
+        Assert.False(string.IsNullOrEmpty(completion.Content[0].Text));
+        Assert.InRange(completion.Usage.OutputTokenCount, 1, 12);
+        Assert.Equal(completion.FinishReason == OpenAI.Chat.ChatFinishReason.Length, completion.Usage.OutputTokenCount == 12);
+        var prompt = Gateway.Text.ChatTemplates.Get("gpt-plain").Render([new Gateway.Text.ChatTurn("user", "Tell me about the weather")]);
+        Assert.Equal(RestStreamingTests.Gpt2.CountTokens(prompt), completion.Usage.InputTokenCount);
+
+        var text = new StringBuilder();
+        ChatTokenUsage? usage = null;
+        OpenAI.Chat.ChatFinishReason? finish = null;
+        var updates = 0;
+        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage("Tell me about the weather")], new ChatCompletionOptions { MaxOutputTokenCount = 12 }))
+        {
+            updates++;
+            foreach (var part in update.ContentUpdate)
+            {
+                text.Append(part.Text);
+            }
+            usage ??= update.Usage;
+            finish ??= update.FinishReason;
+        }
+        // Same prompt and sampling: the engine is deterministic, so streaming gives the same answer.
+        Assert.Equal(completion.Content[0].Text, text.ToString());
+        Assert.Equal(completion.Usage.OutputTokenCount, usage?.OutputTokenCount);
+        Assert.Equal(completion.FinishReason, finish);
+        Assert.True(updates > 3, $"tokens should arrive as separate updates, got {updates}");
+    }
+
+    [Fact]
+    public async Task Completion_MaxTokensReached_FinishesWithLength_StreamedOrNot()
+    {
+        const string body = """{"model":"gpt-j-6b","prompt":"The weather today","max_tokens":4,"temperature":0}""";
+        var whole = await CompleteAsync(body);
+        Assert.Equal(("length", 4), (whole.Finish, whole.CompletionTokens));
+        var streamed = await StreamCompleteAsync(body.Replace("}", ""","stream":true,"stream_options":{"include_usage":true}}""", StringComparison.Ordinal));
+        Assert.Equal(whole.Text, streamed.Text);
+        Assert.Equal(("length", 4), (streamed.Finish, streamed.CompletionTokens));
+    }
+
+    [Fact]
+    public async Task Completion_MultibyteCharacterSplitAcrossTokens_ArrivesWhole()
+    {
+        // Greedy continuation from the engine's corpus: " ☕ and watched …" (☕ is several GPT-2 tokens).
+        const string body = """{"model":"gpt-j-6b","prompt":"People stepped into a small café near the station, ordered coffee","max_tokens":6,"temperature":0}""";
+        var streamed = await StreamCompleteAsync(body.Replace("}", ""","stream":true}""", StringComparison.Ordinal));
+        Assert.Contains("☕", streamed.Text);
+        Assert.True(RestStreamingTests.Gpt2.Encode("☕").Count > 1);
+        Assert.Equal((await CompleteAsync(body)).Text, streamed.Text);
+    }
+
+    [Fact]
+    public async Task Completion_StopStringSplitAcrossTokens_IsCutBeforeIt()
+    {
+        const string body = """{"model":"gpt-j-6b","prompt":"The weather today","max_tokens":24,"temperature":0}""";
+        var full = await CompleteAsync(body);
+        // A stop string made of the end of one generated token and the start of the next.
+        var ids = RestStreamingTests.Gpt2.Encode(full.Text);
+        string? stop = null;
+        for (var i = 2; i < ids.Count - 1 && stop is null; i++)
+        {
+            var left = RestStreamingTests.Gpt2.CreateDetokenizerText(ids[i]);
+            var right = RestStreamingTests.Gpt2.CreateDetokenizerText(ids[i + 1]);
+            if (left.Length >= 2 && right.Length >= 2 && left.All(c => c < 128) && right.All(c => c < 128))
+            {
+                stop = left[^2..] + right[..2];
+            }
+        }
+        Assert.NotNull(stop);
+        var expected = full.Text[..full.Text.IndexOf(stop, StringComparison.Ordinal)];
+        var stopJson = System.Text.Json.JsonSerializer.Serialize(stop);
+        var cut = await StreamCompleteAsync(body.Replace("}", $$""","stop":[{{stopJson}}],"stream":true}""", StringComparison.Ordinal));
+        Assert.Equal(expected, cut.Text);
+        Assert.Equal("stop", cut.Finish);
+        var whole = await CompleteAsync(body.Replace("}", $$""","stop":{{stopJson}}}""", StringComparison.Ordinal));
+        Assert.Equal(expected, whole.Text);
+    }
+
+    [Fact]
+    public async Task ExtensionsAi_Streaming_ReturnsTextAndUsage()
+    {
+        IChatClient chat = Client().AsIChatClient();
+        var text = new StringBuilder();
+        UsageDetails? usage = null;
+        await foreach (var update in chat.GetStreamingResponseAsync("Describe the city", new ChatOptions { MaxOutputTokens = 8 }))
+        {
+            text.Append(update.Text);
+            usage ??= update.Contents.OfType<UsageContent>().FirstOrDefault()?.Details;
+        }
+        Assert.False(string.IsNullOrEmpty(text.ToString()));
+        Assert.InRange(usage?.OutputTokenCount ?? 0, 1, 8);
+    }
+
+    [Fact]
+    public async Task Sse_ClientDisconnects_ShowsAsCancelledInTritonStatistics()
+    {
+        var before = await host.CancelledCountAsync();
+        var response = await host.Gateway.Http.SendAsync(
+            new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = Json("""{"model":"gpt-j-6b-long","max_tokens":400,"stream":true,"messages":[{"role":"user","content":"Talk for a long time"}]}""") },
+            HttpCompletionOption.ResponseHeadersRead);
+        var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        await sse.NextAsync(); // role
+        await sse.NextAsync(); // first token (400 tokens take ≈ 9 s on the A100 profile)
+        sse.Dispose();
+        response.Dispose();
+        await host.WaitForCancelAsync(before, Wait);
+    }
+
+    [Fact]
+    public async Task Grpc_StreamChat_DeltasAndFinal()
+    {
+        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
+        using var call = client.StreamChat(new Llm.Gateway.V1.ChatRequest
+        {
+            Model = "gpt-j-6b",
+            Messages = { new Llm.Gateway.V1.ChatMessage { Role = "user", Content = "Hello" } },
+            Sampling = new SamplingOptions { MaxTokens = 6 },
+        }, new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } });
+        var events = await call.ResponseStream.ReadAllAsync().ToListAsync();
+        var final = events[^1].Final;
+        Assert.NotNull(final);
+        Assert.InRange(final.Usage.CompletionTokens, 1u, 6u);
+        Assert.Equal(final.Usage.CompletionTokens, (uint)events.Sum(e => e.Delta?.TokenCount ?? 0));
+        Assert.Equal(final.Usage.CompletionTokens == 6 ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop, final.FinishReason);
+    }
+
+    [Fact]
+    public async Task Grpc_ClientCancel_ShowsAsCancelledInTritonStatistics()
+    {
+        var before = await host.CancelledCountAsync();
+        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
+        using var cts = new CancellationTokenSource();
+        using var call = client.StreamCompletion(new Llm.Gateway.V1.CompletionRequest { Model = EmulatorHost.LongModel, Prompt = "Once", Sampling = new SamplingOptions { MaxTokens = 400 } },
+            new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } }, cancellationToken: cts.Token);
+        Assert.True(await call.ResponseStream.MoveNext());
+        await cts.CancelAsync();
+        await host.WaitForCancelAsync(before, Wait);
+    }
+
+    [Fact]
+    public async Task Grpc_Deadline_ShowsAsCancelledInTritonStatistics()
+    {
+        var before = await host.CancelledCountAsync();
+        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
+        using var call = client.StreamCompletion(new Llm.Gateway.V1.CompletionRequest { Model = EmulatorHost.LongModel, Prompt = "Once", Sampling = new SamplingOptions { MaxTokens = 400 } },
+            new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } }, deadline: DateTime.UtcNow.AddSeconds(1.5));
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext())
+            {
+            }
+        });
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        await host.WaitForCancelAsync(before, Wait);
+    }
+}
+
+/// <summary>Killing the engine mid-stream needs an engine of its own.</summary>
+public sealed class EmulatorKilledTests
+{
+    [Fact]
+    public async Task EmulatorKilledMidStream_IsFinalErrorEvent()
+    {
+        var host = new EmulatorHost();
+        await host.InitializeAsync();
+        try
+        {
+            using var response = await host.Gateway.Http.SendAsync(
+                new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+                {
+                    Content = new StringContent("""{"model":"gpt-j-6b-long","max_tokens":400,"stream":true,"messages":[{"role":"user","content":"Talk"}]}""", Encoding.UTF8, "application/json"),
+                },
+                HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+            await sse.NextAsync(); // role
+            await sse.NextAsync(); // a token
+            await host.Emulator.StopAsync(new CancellationToken(canceled: true)); // kill: connections aborted
+            var events = await sse.ReadAllAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            var error = Functional.Json.Parse(events[^1]).GetProperty("error");
+            Assert.Equal("backend_error", error.GetProperty("code").GetString());
+            Assert.DoesNotContain("[DONE]", events);
+        }
+        finally
+        {
+            await host.DisposeAsync();
+        }
+    }
+}

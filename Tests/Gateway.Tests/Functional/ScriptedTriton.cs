@@ -1,0 +1,189 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Gateway.Grpc.Tensors;
+using Gateway.Triton.Contracts;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Triton.Inference;
+
+namespace Gateway.Tests.Functional;
+
+/// <summary>
+/// A real gRPC server (Kestrel, h2c, loopback port 0) speaking Triton's <c>ModelStreamInfer</c>
+/// whose answers a test scripts: exact token sequences, stalls, errors and broken connections
+/// that the emulator cannot be asked for. The gateway cannot tell it from Triton on the wire.
+/// </summary>
+internal sealed class ScriptedTriton : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ScriptedTriton(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    /// <summary>Runs for each call; the default sends nothing.</summary>
+    public Func<ScriptedCall, Task> Script { get; set; } = _ => Task.CompletedTask;
+
+    public ConcurrentQueue<ScriptedCall> Calls { get; } = new();
+
+    private readonly TaskCompletionSource<ScriptedCall> _firstCall = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the first call arrives.</summary>
+    public Task<ScriptedCall> FirstCall => _firstCall.Task;
+
+    internal void Record(ScriptedCall call)
+    {
+        Calls.Enqueue(call);
+        _firstCall.TrySetResult(call);
+    }
+
+    public static async Task<ScriptedTriton> StartAsync(Func<ScriptedCall, Task>? script = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2));
+        builder.Services.AddGrpc();
+        var holder = new Holder();
+        builder.Services.AddSingleton(holder);
+        var app = builder.Build();
+        app.MapGrpcService<Service>();
+        await app.StartAsync();
+        var address = new Uri(app.Urls.First().Replace("[::1]", "127.0.0.1", StringComparison.Ordinal));
+        var triton = new ScriptedTriton(app, address);
+        if (script is not null)
+        {
+            triton.Script = script;
+        }
+        holder.Owner = triton;
+        return triton;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync(new CancellationToken(canceled: true));
+        await _app.DisposeAsync();
+    }
+
+    private sealed class Holder
+    {
+        public ScriptedTriton Owner { get; set; } = null!;
+    }
+
+    /// <summary>What ServerReady and ModelReady answer (the gateway's health probes read them).</summary>
+    public bool Ready { get; set; } = true;
+
+    private sealed class Service(Holder holder) : GRPCInferenceService.GRPCInferenceServiceBase
+    {
+        public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
+            Task.FromResult(new ServerReadyResponse { Ready = holder.Owner.Ready });
+
+        public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
+            Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready });
+
+        public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream, ServerCallContext context)
+        {
+            if (!await requestStream.MoveNext(context.CancellationToken))
+            {
+                return;
+            }
+            var call = new ScriptedCall(requestStream.Current, context.RequestHeaders, responseStream, context.CancellationToken, () => context.GetHttpContext().Abort());
+            context.CancellationToken.Register(() => call.SetCancelled());
+            holder.Owner.Record(call);
+            try
+            {
+                await holder.Owner.Script(call);
+                // Like Triton: the stream stays open until the client half-closes it.
+                while (await requestStream.MoveNext(context.CancellationToken))
+                {
+                }
+                call.SetCompletedCleanly();
+            }
+            catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+            {
+            }
+            catch (IOException) when (context.CancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+    }
+}
+
+/// <summary>One <c>ModelStreamInfer</c> call as the scripted server sees it.</summary>
+internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken aborted, Action kill)
+{
+    private readonly List<uint> _sequence = [.. TensorCodec.DecodeUInt32(request.RawInputContents[request.Inputs.ToList().FindIndex(t => t.Name == "input_ids")].Span)];
+    private readonly TaskCompletionSource _cancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ModelInferRequest Request { get; } = request;
+
+    public Metadata Headers { get; } = headers;
+
+    public CancellationToken Aborted { get; } = aborted;
+
+    /// <summary>Completes when the gateway cancels the call (client gone, deadline, stop string).</summary>
+    public Task Cancelled => _cancelled.Task;
+
+    /// <summary>Completes when the gateway half-closed the call after the final response.</summary>
+    public Task CompletedCleanly => _completed.Task;
+
+    public uint[] InputIds(string name) =>
+        TensorCodec.DecodeUInt32(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span);
+
+    public int[] InputInt32(string name) =>
+        TensorCodec.DecodeInt32(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span);
+
+    internal void SetCancelled() => _cancelled.TrySetResult();
+
+    /// <summary>Resets the HTTP/2 stream as a crashing server would.</summary>
+    public void Kill() => kill();
+
+    internal void SetCompletedCleanly() => _completed.TrySetResult();
+
+    /// <summary>Sends one FT-style cumulative response per token (prompt + everything so far).</summary>
+    public async Task SendTokensAsync(IEnumerable<int> tokens, bool finalFlag = true)
+    {
+        foreach (var token in tokens)
+        {
+            _sequence.Add((uint)token);
+            await writer.WriteAsync(new ModelStreamInferResponse { InferResponse = Cumulative(finalFlag ? false : null) }, Aborted);
+        }
+    }
+
+    /// <summary>The empty final response Triton ≥ 23.06 sends when asked for it.</summary>
+    public Task SendEmptyFinalAsync()
+    {
+        var response = new ModelInferResponse { Id = Request.Id, ModelName = Request.ModelName };
+        response.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = true };
+        return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
+    }
+
+    public Task SendErrorAsync(string message) =>
+        writer.WriteAsync(new ModelStreamInferResponse { ErrorMessage = message }, Aborted);
+
+    private ModelInferResponse Cumulative(bool? final)
+    {
+        var response = new ModelInferResponse { Id = Request.Id, ModelName = Request.ModelName };
+        var ids = new ModelInferResponse.Types.InferOutputTensor { Name = "output_ids", Datatype = TensorDataTypes.UInt32 };
+        ids.Shape.Add([1, 1, _sequence.Count]);
+        var length = new ModelInferResponse.Types.InferOutputTensor { Name = "sequence_length", Datatype = TensorDataTypes.UInt32 };
+        length.Shape.Add([1, 1]);
+        response.Outputs.Add(ids);
+        response.Outputs.Add(length);
+        response.RawOutputContents.Add(TensorCodec.EncodeUInt32(_sequence.ToArray()));
+        response.RawOutputContents.Add(TensorCodec.EncodeUInt32([(uint)_sequence.Count]));
+        if (final is { } f)
+        {
+            response.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = f };
+        }
+        return response;
+    }
+}

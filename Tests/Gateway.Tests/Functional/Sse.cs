@@ -1,0 +1,62 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Gateway.Tests.Functional;
+
+/// <summary>Reads OpenAI's data-only SSE one event at a time, as a client sees it arrive.</summary>
+internal sealed class SseReader(Stream body) : IDisposable
+{
+    private readonly StreamReader _reader = new(body);
+
+    /// <summary>The next event's data, or null at the end of the body.</summary>
+    public async Task<string?> NextAsync(CancellationToken cancellationToken = default)
+    {
+        string? data = null;
+        while (await _reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (data is not null)
+                {
+                    return data;
+                }
+                continue;
+            }
+            Assert.StartsWith("data: ", line);
+            Assert.Null(data); // one data line per event
+            data = line["data: ".Length..];
+        }
+        Assert.Null(data); // every event ends with a blank line
+        return null;
+    }
+
+    public async Task<List<string>> ReadAllAsync(CancellationToken cancellationToken = default)
+    {
+        var events = new List<string>();
+        while (await NextAsync(cancellationToken) is { } data)
+        {
+            events.Add(data);
+        }
+        return events;
+    }
+
+    public void Dispose() => _reader.Dispose();
+}
+
+internal static class Json
+{
+    public static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement;
+}
+
+internal static class TokenizerTestExtensions
+{
+    /// <summary>The text of one token on its own (tests pick stop strings at token boundaries).</summary>
+    public static string CreateDetokenizerText(this Gateway.Text.ITextTokenizer tokenizer, int id)
+    {
+        var detokenizer = tokenizer.CreateDetokenizer();
+        var text = new StringBuilder();
+        detokenizer.Append(id, text);
+        detokenizer.Flush(text);
+        return text.ToString();
+    }
+}

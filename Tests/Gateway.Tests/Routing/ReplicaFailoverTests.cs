@@ -1,0 +1,164 @@
+using System.Net;
+using System.Text;
+using Gateway.Routing;
+using Gateway.Tests.EndToEnd;
+using Gateway.Tests.Functional;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using TritonEmulator.Hosting;
+
+namespace Gateway.Tests.Routing;
+
+/// <summary>Two real TritonEmulator replicas (A100 GPT-J timing, so streams take a while) behind one gateway; one is killed.</summary>
+public sealed class ReplicaFailoverTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    private readonly WebApplication[] _emulators = new WebApplication[2];
+    private GatewayHost _gateway = null!;
+
+    public async Task InitializeAsync()
+    {
+        var settings = new Dictionary<string, string?>();
+        foreach (var (key, value) in global::Gateway.Hosting.GatewayServiceCollectionExtensions.DefaultCatalog)
+        {
+            settings[key] = value;
+            // Same Triton model with an end id the engine never produces: runs to max_tokens.
+            settings[key.Replace("gpt-j-6b", EmulatorHost.LongModel, StringComparison.Ordinal)] = key.EndsWith(":EndId", StringComparison.Ordinal) ? "50255" : value;
+        }
+        for (var i = 0; i < _emulators.Length; i++)
+        {
+            _emulators[i] = EmulatorApplication.Build([], builder =>
+            {
+                builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["Emulator:HttpPort"] = "0",
+                    ["Emulator:GrpcPort"] = "0",
+                    ["Emulator:MetricsPort"] = "0",
+                    ["Emulator:ListenAddress"] = "127.0.0.1",
+                    ["Emulator:ModelRepository"] = EmulatorHost.FindModels(),
+                    ["Emulator:Profile"] = "a100-gptj-6b",
+                });
+                builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            });
+            await _emulators[i].StartAsync();
+            var endpoints = _emulators[i].GetEndpoints();
+            settings[$"Gateway:Triton:Endpoints:{i}"] = endpoints.Grpc.ToString();
+            settings[$"Gateway:Triton:MetricsEndpoints:{i}"] = endpoints.Metrics.ToString();
+        }
+        _gateway = await GatewayHost.StartAsync(new Uri(settings["Gateway:Triton:Endpoints:0"]!), settings);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _gateway.DisposeAsync();
+        foreach (var emulator in _emulators)
+        {
+            await emulator.StopAsync(new CancellationToken(canceled: true));
+            await emulator.DisposeAsync();
+        }
+    }
+
+    private TritonReplica[] Replicas => _gateway.App.Services.GetRequiredService<TritonReplicaSet>().Replicas;
+
+    private Task<HttpResponseMessage> StreamAsync(int maxTokens) => _gateway.Http.SendAsync(
+        new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = new StringContent($$"""{"model":"{{EmulatorHost.LongModel}}","prompt":"Once upon a time","max_tokens":{{maxTokens}},"stream":true}""", Encoding.UTF8, "application/json"),
+        },
+        HttpCompletionOption.ResponseHeadersRead);
+
+    [Fact]
+    public async Task ReplicaKilledMidRun_CutStreamsEndWithErrorEvents_AndNoRequestThatHadNotStartedFails()
+    {
+        // One long stream per replica (routing by load: the second goes where the first is not).
+        // The FT model batches statically, so later requests queue on a replica until its batch ends.
+        var streams = new List<(HttpResponseMessage Response, SseReader Reader)>();
+        for (var i = 0; i < 2; i++)
+        {
+            var response = await StreamAsync(150).WaitAsync(Wait);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var reader = new SseReader(await response.Content.ReadAsStreamAsync());
+            Assert.NotNull(await reader.NextAsync().WaitAsync(Wait)); // the first token is out
+            streams.Add((response, reader));
+        }
+        Assert.All(Replicas, replica => Assert.Equal(1, replica.InFlight));
+
+        // Requests that have not produced a token yet when the replica dies, and more right after.
+        var notStarted = new List<Task<HttpResponseMessage>>();
+        for (var i = 0; i < 4; i++)
+        {
+            notStarted.Add(StreamAsync(8));
+        }
+        using (var cts = new CancellationTokenSource(Wait))
+        {
+            while (Replicas[0].InFlight + Replicas[1].InFlight < 6)
+            {
+                await Task.Delay(10, cts.Token); // until the gateway has routed all four (no event to await)
+            }
+        }
+        Assert.All(Replicas, replica => Assert.True(replica.InFlight >= 2)); // requests queued on each, behind the running batch
+        await _emulators[0].StopAsync(new CancellationToken(canceled: true)); // kill: connections aborted
+        for (var i = 0; i < 8; i++)
+        {
+            notStarted.Add(StreamAsync(8));
+        }
+
+        var errors = 0;
+        var finished = 0;
+        foreach (var (response, reader) in streams)
+        {
+            var events = await reader.ReadAllAsync().WaitAsync(Wait);
+            if (events[^1] == "[DONE]")
+            {
+                finished++;
+            }
+            else
+            {
+                Assert.Equal("backend_error", Json.Parse(events[^1]).GetProperty("error").GetProperty("code").GetString());
+                errors++;
+            }
+            reader.Dispose();
+            response.Dispose();
+        }
+        Assert.Equal((1, 1), (errors, finished));
+
+        foreach (var pending in notStarted)
+        {
+            using var response = await pending.WaitAsync(Wait);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new SseReader(await response.Content.ReadAsStreamAsync());
+            var events = await reader.ReadAllAsync().WaitAsync(Wait);
+            Assert.Equal("[DONE]", events[^1]);
+        }
+        Assert.True(Replicas[0].IsEjected);
+    }
+
+    [Fact]
+    public async Task IdleReplicaKilled_IsEjectedByHealthProbesWithinTwoSeconds_AndNewRequestsAvoidIt()
+    {
+        await _emulators[0].StopAsync(new CancellationToken(canceled: true));
+
+        // The gateway runs on the real clock here; the requirement itself bounds the wait.
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+        {
+            while (!Replicas[0].IsEjected)
+            {
+                // The probes have no event to await; this loop is bounded by the 2 s requirement itself.
+                await Task.Delay(20, cts.Token);
+            }
+        }
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await StreamAsync(4).WaitAsync(Wait);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new SseReader(await response.Content.ReadAsStreamAsync());
+            Assert.Equal("[DONE]", (await reader.ReadAllAsync().WaitAsync(Wait))[^1]);
+        }
+        Assert.True(Replicas[0].IsEjected); // never tried again: a failed attempt would have been a transport failure on it
+        Assert.Equal(0, Replicas[1].InFlight);
+    }
+}

@@ -1,0 +1,279 @@
+using System.Text;
+using Gateway.Generation;
+using Gateway.Routing;
+using Gateway.Triton;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Gateway.Tests.Routing;
+
+/// <summary>The picker on a fake clock with fake metrics: scores, staleness, ejection, saturation, queueing and shedding.</summary>
+public sealed class TritonRouterTests
+{
+    private static readonly RouteRequest Normal = new(10, 100, 0);
+
+    private readonly FakeTimeProvider _time = new();
+    private readonly TritonReplicaSet _set = new(Options.Create(new TritonOptions()));
+
+    private TritonRouter CreateRouter(int replicas, RoutingOptions? options = null, int seed = 1)
+    {
+        var endpoints = new List<(Uri, Uri?)>();
+        for (var i = 0; i < replicas; i++)
+        {
+            endpoints.Add((new Uri($"http://10.0.0.{i + 1}:8001"), new Uri($"http://10.0.0.{i + 1}:8002")));
+        }
+        _set.Update(endpoints);
+        return new TritonRouter(_set, Options.Create(options ?? new RoutingOptions()), _time, new RoutingRandom(new Random(seed)), NullLogger<TritonRouter>.Instance);
+    }
+
+    private TritonReplica Replica(int index) => _set.Replicas[index];
+
+    private void Scrape(TritonReplica replica, double pending, double queueUs = 0, double success = 0) =>
+        replica.Record(TritonMetricsParser.Parse(Encoding.UTF8.GetBytes(
+            $"nv_inference_pending_request_count{{model=\"m\",version=\"1\"}} {pending}\n"
+            + $"nv_inference_queue_duration_us{{model=\"m\",version=\"1\"}} {queueUs}\n"
+            + $"nv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _time.GetTimestamp());
+
+    [Fact]
+    public async Task Pick_PrefersTheReplicaWithFewerPendingRequestsInTriton()
+    {
+        var router = CreateRouter(2);
+        Scrape(Replica(0), pending: 6);
+        Scrape(Replica(1), pending: 1);
+
+        using var lease = await router.AcquireAsync(Normal, null, default);
+
+        Assert.Same(Replica(1), lease.Replica);
+    }
+
+    [Fact]
+    public async Task Pick_SpreadsByOwnInFlightRequestsAndTokens()
+    {
+        var router = CreateRouter(2);
+        var leases = new List<ReplicaLease>();
+        for (var i = 0; i < 6; i++)
+        {
+            leases.Add(await router.AcquireAsync(Normal, null, default));
+        }
+
+        Assert.Equal(3, leases.Count(l => l.Replica == Replica(0)));
+        Assert.Equal(3, Replica(1).InFlight);
+        Assert.Equal(3 * 110, Replica(1).InFlightTokens);
+
+        // Tokens streamed are taken off; the end releases the rest.
+        leases[0].TokensGenerated(40);
+        Assert.Equal(3 * 110 - 40, leases[0].Replica.InFlightTokens);
+        foreach (var lease in leases)
+        {
+            lease.Dispose();
+        }
+        Assert.Equal((0, 0L), (Replica(0).InFlight, Replica(0).InFlightTokens));
+        Assert.Equal((0, 0L), (Replica(1).InFlight, Replica(1).InFlightTokens));
+    }
+
+    [Fact]
+    public async Task Pick_ALongRequestWeighsMoreThanAShortOne()
+    {
+        var router = CreateRouter(2);
+        using var big = await router.AcquireAsync(new RouteRequest(1500, 2000, 0), null, default); // 3500 tokens
+        using var small1 = await router.AcquireAsync(new RouteRequest(10, 10, 0), null, default);
+        using var small2 = await router.AcquireAsync(new RouteRequest(10, 10, 0), null, default);
+
+        // 1 request + 3500/1024 tokens outweighs 2 small requests.
+        Assert.NotSame(big.Replica, small1.Replica);
+        Assert.NotSame(big.Replica, small2.Replica);
+    }
+
+    [Fact]
+    public async Task Pick_AverageQueueTimeFromCounterDeltasCounts()
+    {
+        var router = CreateRouter(2);
+        Scrape(Replica(0), 0, queueUs: 0, success: 0);
+        Scrape(Replica(1), 0, queueUs: 0, success: 0);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Scrape(Replica(0), 0, queueUs: 10 * 400_000, success: 10); // 400 ms queued per request = 4 load units
+        Scrape(Replica(1), 0, queueUs: 10 * 10_000, success: 10);
+        using var a = await router.AcquireAsync(Normal, null, default);
+        using var b = await router.AcquireAsync(Normal, null, default);
+        using var c = await router.AcquireAsync(Normal, null, default);
+
+        Assert.All([a, b, c], lease => Assert.Same(Replica(1), lease.Replica));
+    }
+
+    [Fact]
+    public async Task Pick_IgnoresMetricsOlderThanMetricsMaxAge()
+    {
+        var router = CreateRouter(2, new RoutingOptions { MetricsMaxAge = TimeSpan.FromSeconds(5) });
+        Scrape(Replica(0), pending: 50);
+        _time.Advance(TimeSpan.FromSeconds(6));
+        Scrape(Replica(1), pending: 1);
+
+        using var lease = await router.AcquireAsync(Normal, null, default);
+
+        Assert.Same(Replica(0), lease.Replica); // 0 (stale 50 ignored) < 1
+    }
+
+    [Fact]
+    public async Task PowerOfTwoChoices_WithManyReplicas_NeverPicksTheMostLoaded()
+    {
+        var router = CreateRouter(5, seed: 42);
+        for (var i = 0; i < 5; i++)
+        {
+            Scrape(Replica(i), pending: i == 3 ? 100 : i);
+        }
+        for (var i = 0; i < 50; i++)
+        {
+            using var lease = await router.AcquireAsync(Normal, null, default);
+            Assert.NotSame(Replica(3), lease.Replica);
+        }
+    }
+
+    [Fact]
+    public async Task EjectedReplica_GetsNoTraffic_UntilAProbeSucceedsAfterMinEjection()
+    {
+        var router = CreateRouter(2, new RoutingOptions { MinEjection = TimeSpan.FromSeconds(2) });
+        Scrape(Replica(1), pending: 20); // busy, but alive
+
+        router.ReportFailure(Replica(0), TritonFailure.Transport, "connection refused");
+        for (var i = 0; i < 5; i++)
+        {
+            using var lease = await router.AcquireAsync(Normal, null, default);
+            Assert.Same(Replica(1), lease.Replica);
+        }
+
+        Assert.False(Replica(0).ProbeSucceeded(_time, TimeSpan.FromSeconds(2))); // too early
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Scrape(Replica(1), pending: 20);
+        Assert.True(Replica(0).ProbeSucceeded(_time, TimeSpan.FromSeconds(2)));
+
+        using var back = await router.AcquireAsync(Normal, null, default);
+        Assert.Same(Replica(0), back.Replica);
+    }
+
+    [Fact]
+    public async Task BackendErrorsAndTimeouts_DoNotEject()
+    {
+        var router = CreateRouter(1);
+        router.ReportFailure(Replica(0), TritonFailure.Backend, "Exceeds maximum queue size");
+        router.ReportFailure(Replica(0), TritonFailure.Timeout, "slow");
+        Assert.False(Replica(0).IsEjected);
+        using var lease = await router.AcquireAsync(Normal, null, default);
+        Assert.Same(Replica(0), lease.Replica);
+    }
+
+    [Fact]
+    public async Task Failover_PrefersAReplicaNotTriedYet_ThenAnyReady()
+    {
+        var router = CreateRouter(2);
+        Scrape(Replica(1), pending: 30);
+        using var second = await router.AcquireAsync(Normal, [Replica(0)], default);
+        Assert.Same(Replica(1), second.Replica);
+        using var third = await router.AcquireAsync(Normal, [Replica(0), Replica(1)], default);
+        Assert.Same(Replica(0), third.Replica);
+    }
+
+    [Fact]
+    public async Task EveryReplicaEjected_StillRoutes_RemovedOnesNever()
+    {
+        var router = CreateRouter(2);
+        router.ReportFailure(Replica(0), TritonFailure.Transport, "reset");
+        router.ReportFailure(Replica(1), TritonFailure.Transport, "reset");
+        using (var lease = await router.AcquireAsync(Normal, null, default))
+        {
+            Assert.True(lease.Replica.IsEjected); // panic: better a try than a certain 503
+        }
+
+        _set.Update([]);
+        var error = await Assert.ThrowsAsync<GatewayException>(async () => await router.AcquireAsync(Normal, null, default));
+        Assert.Equal(GatewayError.BackendUnavailable, error.Error);
+    }
+
+    [Fact]
+    public async Task Saturated_LowPriorityIsShed_HighQueuesAndGoesFirst()
+    {
+        var router = CreateRouter(2, new RoutingOptions { SaturationThreshold = 3, RetryAfter = TimeSpan.FromSeconds(2) });
+        Scrape(Replica(0), pending: 2);
+        Scrape(Replica(1), pending: 2);
+        var busy0 = await router.AcquireAsync(Normal, null, default);
+        var busy1 = await router.AcquireAsync(Normal, null, default);
+        Assert.NotSame(busy0.Replica, busy1.Replica);
+        Assert.True(router.IsSaturated(Replica(0)) && router.IsSaturated(Replica(1)));
+
+        var shed = await Assert.ThrowsAsync<GatewayException>(async () => await router.AcquireAsync(new RouteRequest(10, 10, 2), null, default));
+        Assert.Equal((GatewayError.BackendUnavailable, "overloaded", TimeSpan.FromSeconds(2)), (shed.Error, shed.Code, shed.RetryAfter));
+
+        var normal = router.AcquireAsync(Normal, null, default).AsTask();
+        var high = router.AcquireAsync(new RouteRequest(10, 10, 1), null, default).AsTask();
+        Assert.Equal(2, router.QueuedRequests);
+        Assert.False(normal.IsCompleted || high.IsCompleted);
+
+        busy1.Dispose(); // one slot frees: the high-priority request takes it although it came later
+        using var highLease = await high.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Same(busy1.Replica, highLease.Replica);
+        Assert.False(normal.IsCompleted);
+
+        Scrape(Replica(0), pending: 0); // Triton's queue drained: capacity shows up through metrics
+        router.Drain();
+        using var normalLease = await normal.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Same(Replica(0), normalLease.Replica);
+        Assert.Equal(0, router.QueuedRequests);
+        busy0.Dispose();
+    }
+
+    [Fact]
+    public async Task Saturated_QueueWaitTimesOut_With503()
+    {
+        var router = CreateRouter(1, new RoutingOptions { SaturationThreshold = 1, QueueTimeout = TimeSpan.FromSeconds(10) });
+        using var busy = await router.AcquireAsync(Normal, null, default);
+        var queued = router.AcquireAsync(Normal, null, default).AsTask();
+        Assert.False(queued.IsCompleted);
+
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        var error = await Assert.ThrowsAsync<GatewayException>(() => queued.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("overloaded", error.Code);
+        Assert.Equal(0, router.QueuedRequests);
+    }
+
+    [Fact]
+    public async Task Saturated_FullQueueSheds_AndACancelledWaiterLeavesTheQueue()
+    {
+        var router = CreateRouter(1, new RoutingOptions { SaturationThreshold = 1, MaxQueuedRequests = 1 });
+        using var busy = await router.AcquireAsync(Normal, null, default);
+        using var cts = new CancellationTokenSource();
+        var queued = router.AcquireAsync(Normal, null, cts.Token).AsTask();
+
+        var full = await Assert.ThrowsAsync<GatewayException>(async () => await router.AcquireAsync(new RouteRequest(1, 1, 1), null, default));
+        Assert.Equal("overloaded", full.Code);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(0, router.QueuedRequests);
+    }
+
+    [Fact]
+    public void Classify_MapsTritonLevelsToClasses()
+    {
+        var router = CreateRouter(1, new RoutingOptions { LowPriorityLevel = 3 });
+        Assert.Equal(PriorityClass.High, router.Classify(1));
+        Assert.Equal(PriorityClass.Normal, router.Classify(0));
+        Assert.Equal(PriorityClass.Normal, router.Classify(2));
+        Assert.Equal(PriorityClass.Low, router.Classify(3));
+        Assert.Equal(PriorityClass.Low, router.Classify(9));
+    }
+
+    [Theory]
+    [InlineData("high", 1)]
+    [InlineData("LOW", 2)]
+    [InlineData("normal", 0)]
+    [InlineData(" 3 ", 3)]
+    public void PriorityHeader_SetsTheTritonPriority(string header, int expected)
+    {
+        var request = new GenerationRequest { Model = "m", Prompt = "x", Priority = 5 };
+        Assert.Equal(expected, PriorityHeader.Apply(request, header, 2).Priority);
+        Assert.Equal(5, PriorityHeader.Apply(request, null, 2).Priority);
+        var error = Assert.Throws<GatewayException>(() => PriorityHeader.Apply(request, "urgent", 2));
+        Assert.Equal("x-priority", error.Param);
+    }
+}
