@@ -19,6 +19,8 @@ internal sealed record BenchmarkOptions
           --in-process          host emulator and gateway in this process (no per-component RSS)
           --smoke               seconds-long run of every scenario at small sizes (CI)
           --output <file>       markdown report (default BENCHMARKS.md in the repository root)
+          --notes <file>        hand-written analysis appended to the report (default
+                                Benchmarks/NOTES.md when it exists; 'none' for no notes)
         """;
 
     public IReadOnlyList<string> Scenarios { get; init; } = AllScenarios;
@@ -27,13 +29,14 @@ internal sealed record BenchmarkOptions
     public int Concurrency { get; init; } = 1000;
     public int IdleStreams { get; init; } = 10_000;
     public TimeSpan IdleStep { get; init; } = TimeSpan.FromSeconds(1);
-    public int IdleTokens { get; init; } = 8;
+    public int IdleTokens { get; init; } = 40;
     public TimeSpan Soak { get; init; } = TimeSpan.FromSeconds(60);
     public int SoakConcurrency { get; init; } = 200;
     public int MaxTokens { get; init; } = 64;
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
     public string? Output { get; init; }
+    public string? Notes { get; init; }
 
     public static BenchmarkOptions? Parse(string[] args)
     {
@@ -58,6 +61,7 @@ internal sealed record BenchmarkOptions
                 case "--max-tokens": options = options with { MaxTokens = Int() }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--output": options = options with { Output = Next() }; break;
+                case "--notes": options = options with { Notes = Next() }; break;
                 case "-h" or "--help": return null;
                 default: throw new ArgumentException($"unknown option {args[i]}\n{Usage}");
             }

@@ -12,11 +12,12 @@ internal static class BenchmarkRunner
     {
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
-        using var repository = ModelRepository.Create(options.IdleStep);
+        using var repository = ModelRepository.Create(options.IdleStep, Math.Max(options.IdleStreams, options.Concurrency));
         await using var emulator = await ComponentHost.StartAsync("emulator", ComponentHost.EmulatorSettings(repository.Path), options.InProcess, cancellationToken);
         await using var gateway = await ComponentHost.StartAsync("gateway", ComponentHost.GatewaySettings(emulator.Grpc), options.InProcess, cancellationToken);
         using var http = LoadClient.CreateHttpClient();
-        var client = new LoadClient(http, gateway.Rest, emulator.Rest, ComponentHost.ApiKey);
+        using var direct = new DirectGrpcClient(emulator.Grpc);
+        var client = new LoadClient(http, gateway.Rest, direct, ComponentHost.ApiKey);
         var report = new BenchmarkReport();
         log.WriteLine($"emulator {emulator.Rest} gateway {gateway.Rest}; {Machine.Describe()}");
 
@@ -58,11 +59,27 @@ internal static class BenchmarkRunner
         }
 
         var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
+        if (NotesFile(options) is { } notes)
+        {
+            // Analysis is written by hand in its own file, so a rerun regenerates the numbers without losing it.
+            markdown += $"\n## Analysis (hand-written, from {Path.GetRelativePath(Path.GetDirectoryName(ModelRepository.FindModels())!, notes)}; it may describe an earlier run)\n\n"
+                + (await File.ReadAllTextAsync(notes, cancellationToken)).Trim() + "\n";
+        }
         log.WriteLine(markdown);
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         await File.WriteAllTextAsync(output, markdown, cancellationToken);
         log.WriteLine($"wrote {output}");
         return report;
+    }
+
+    private static string? NotesFile(BenchmarkOptions options)
+    {
+        if (options.Notes is "none" || options.Smoke && options.Notes is null)
+        {
+            return null;
+        }
+        var path = options.Notes ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "Benchmarks", "NOTES.md");
+        return File.Exists(path) ? Path.GetFullPath(path) : null;
     }
 
     /// <summary>Non-streaming completions (16 tokens) sent at a fixed rate (open loop) for <paramref name="duration"/>.</summary>
@@ -163,7 +180,9 @@ internal static class BenchmarkRunner
     /// <summary>
     /// Opens <see cref="BenchmarkOptions.IdleStreams"/> slow streams through the gateway (one token
     /// per idle step), ramped by a bounded number of concurrent connects, and measures the
-    /// gateway's RSS while they are all open.
+    /// gateway's RSS while they are all open. Each stream lives <see cref="BenchmarkOptions.IdleTokens"/>
+    /// steps, long enough that the first ones are still open when the last one gets its first
+    /// token (a stream counts as open from its first token until it ends).
     /// </summary>
     private static async Task<ResultRow> IdleAsync(LoadClient client, BenchmarkOptions options, IComponent gateway, CancellationToken cancellationToken)
     {
@@ -177,7 +196,7 @@ internal static class BenchmarkRunner
         var maxOpen = 0;
         long rssAtMaxOpen = 0;
         var allOpen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var connecting = new SemaphoreSlim(256);
+        using var connecting = new SemaphoreSlim(Math.Min(n, 1000));
         var start = Stopwatch.GetTimestamp();
         using var sampling = new CancellationTokenSource();
         var sampler = SampleAsync(gateway, rss =>

@@ -6,7 +6,9 @@ namespace Benchmarks.Hosting;
 /// A temporary Triton model repository made from the repository's <c>models/fastertransformer</c>:
 /// <c>fastertransformer</c> with the zero-latency profile (the gateway is what is measured) and
 /// <c>fastertransformer_slow</c>, one decode step per <c>idleStep</c> (streams that stay open and
-/// idle). Both batch in flight with room for every benchmark stream, and their queues never refuse.
+/// idle). Both batch in flight with room for every benchmark stream (<c>max_batch_size</c> and the
+/// KV capacity at least the idle scenario's stream count, so all of them are in one in-flight batch
+/// at once), and their queues never refuse.
 /// </summary>
 internal sealed partial class ModelRepository : IDisposable
 {
@@ -17,24 +19,25 @@ internal sealed partial class ModelRepository : IDisposable
 
     public string Path { get; }
 
-    public static ModelRepository Create(TimeSpan idleStep)
+    public static ModelRepository Create(TimeSpan idleStep, int streams)
     {
+        var maxBatch = Math.Max(16_384, streams);
         var source = System.IO.Path.Combine(FindModels(), "fastertransformer");
         var config = File.ReadAllText(System.IO.Path.Combine(source, "config.pbtxt"));
         var root = Directory.CreateTempSubdirectory("llm-gateway-bench-models-").FullName;
-        Write(root, FastModel, config, stepMicros: 0);
-        Write(root, SlowModel, config, stepMicros: (long)idleStep.TotalMicroseconds);
+        Write(root, FastModel, config, stepMicros: 0, maxBatch);
+        Write(root, SlowModel, config, stepMicros: (long)idleStep.TotalMicroseconds, maxBatch);
         return new ModelRepository(root);
     }
 
-    private static void Write(string root, string name, string config, long stepMicros)
+    private static void Write(string root, string name, string config, long stepMicros, int maxBatch)
     {
         var folder = Directory.CreateDirectory(System.IO.Path.Combine(root, name));
         Directory.CreateDirectory(System.IO.Path.Combine(folder.FullName, "1"));
         config = NameLine().Replace(config, $"name: \"{name}\"");
-        config = MaxBatch().Replace(config, "max_batch_size: 16384");
+        config = MaxBatch().Replace(config, $"max_batch_size: {maxBatch}");
         config = QueueDelay().Replace(config, "max_queue_delay_microseconds: 0");
-        config = QueueSize().Replace(config, "max_queue_size: 100000");
+        config = QueueSize().Replace(config, $"max_queue_size: {Math.Max(100_000, 10 * maxBatch)}");
         config = Parameter("emulator_profile").Replace(config, Value("zero-latency"));
         config = Parameter("emulator_batching_mode").Replace(config, Value("inflight"));
         config += $$"""

@@ -6,7 +6,7 @@ using System.Text;
 
 namespace Benchmarks.Load;
 
-/// <summary>Which server a request goes to: the gateway (OpenAI completions) or the emulator directly (generate extension).</summary>
+/// <summary>Which server a request goes to: the gateway (OpenAI completions) or the emulator directly (gRPC <c>ModelStreamInfer</c>, the gateway's own backend call).</summary>
 internal enum Target
 {
     Gateway,
@@ -17,12 +17,15 @@ internal enum Target
 internal readonly record struct RequestResult(bool Ok, double TtftMs, int Tokens, double TotalMs);
 
 /// <summary>
-/// Sends completions and reads SSE streams with a byte-level parser (no strings per event), so
-/// the client's own cost stays small next to what it measures. Times are Stopwatch ticks.
+/// Sends completions to the gateway and reads SSE streams with a byte-level parser (no strings per
+/// event), so the client's own cost stays small next to what it measures; direct requests go to
+/// <see cref="DirectGrpcClient"/>. Times are Stopwatch ticks.
 /// </summary>
-internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, string apiKey)
+internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient direct, string apiKey)
 {
     private const string Prompt = "The quick brown fox is";
+    private static readonly byte[] TextKey = "\"text\":\""u8.ToArray();
+    private static readonly byte[] CompletionTokensKey = "\"completion_tokens\":"u8.ToArray();
 
     public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
     {
@@ -36,40 +39,36 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, str
         Timeout = Timeout.InfiniteTimeSpan,
     };
 
-    private HttpRequestMessage Request(Target target, string model, int maxTokens, bool stream)
+    private HttpRequestMessage Request(string model, int maxTokens, bool stream)
     {
-        HttpRequestMessage request;
-        if (target == Target.Gateway)
-        {
-            var body = stream
-                ? $$$"""{"model":"{{{model}}}","prompt":"{{{Prompt}}}","max_tokens":{{{maxTokens}}},"stream":true,"stream_options":{"include_usage":true}}"""
-                : $$"""{"model":"{{model}}","prompt":"{{Prompt}}","max_tokens":{{maxTokens}}}""";
-            request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "/v1/completions")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-        }
-        else
-        {
-            var tritonModel = model.EndsWith("-slow", StringComparison.Ordinal) ? Hosting.ModelRepository.SlowModel : Hosting.ModelRepository.FastModel;
-            var body = $$$"""{"text_input":"{{{Prompt}}}","parameters":{"max_tokens":{{{maxTokens}}},"end_id":50255}}""";
-            request = new HttpRequestMessage(HttpMethod.Post, new Uri(emulator, $"/v2/models/{tritonModel}/{(stream ? "generate_stream" : "generate")}"))
-            {
-                Content = new StringContent(body, Encoding.UTF8, "application/json"),
-            };
-        }
+        var body = stream
+            ? $$$"""{"model":"{{{model}}}","prompt":"{{{Prompt}}}","max_tokens":{{{maxTokens}}},"stream":true,"stream_options":{"include_usage":true}}"""
+            : $$"""{"model":"{{model}}","prompt":"{{Prompt}}","max_tokens":{{maxTokens}}}""";
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "/v1/completions")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         return request;
     }
+
+    private static string TritonModel(string model) =>
+        model.EndsWith("-slow", StringComparison.Ordinal) ? Hosting.ModelRepository.SlowModel : Hosting.ModelRepository.FastModel;
 
     /// <summary>One non-streaming completion: the whole latency is its "TTFT".</summary>
     public async Task<RequestResult> CompleteAsync(Target target, int maxTokens, CancellationToken cancellationToken)
     {
+        if (target == Target.Direct)
+        {
+            // Non-streaming through Triton is the same decoupled call read to its final response.
+            var direct1 = await direct.StreamAsync(TritonModel("gpt-j-6b"), maxTokens, null, cancellationToken);
+            return direct1 with { TtftMs = direct1.TotalMs };
+        }
         var start = Stopwatch.GetTimestamp();
         try
         {
-            using var request = Request(target, "gpt-j-6b", maxTokens, stream: false);
+            using var request = Request("gpt-j-6b", maxTokens, stream: false);
             using var response = await http.SendAsync(request, cancellationToken);
             var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
             var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            var tokens = LastNumberAfter(body, target == Target.Gateway ? "\"completion_tokens\":"u8 : "\"generated_tokens\":"u8);
+            var tokens = LastNumberAfter(body, "\"completion_tokens\":"u8);
             return new RequestResult(response.IsSuccessStatusCode && tokens == maxTokens, elapsed, tokens, elapsed);
         }
         catch (HttpRequestException)
@@ -84,6 +83,15 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, str
     /// </summary>
     public async Task<RequestResult> StreamAsync(Target target, string model, int maxTokens, List<double> interTokenMs, Action? onFirstToken, CancellationToken cancellationToken)
     {
+        if (target == Target.Direct)
+        {
+            var result = await direct.StreamAsync(TritonModel(model), maxTokens, interTokenMs, cancellationToken);
+            if (result.Ok)
+            {
+                onFirstToken?.Invoke();
+            }
+            return result;
+        }
         var start = Stopwatch.GetTimestamp();
         var buffer = ArrayPool<byte>.Shared.Rent(8192);
         var ttft = 0.0;
@@ -92,7 +100,7 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, str
         var failed = false;
         try
         {
-            using var request = Request(target, model, maxTokens, stream: true);
+            using var request = Request(model, maxTokens, stream: true);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!response.IsSuccessStatusCode)
             {
@@ -103,8 +111,8 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, str
             var last = 0L;
             var first = 0L;
             var gaps = 0;
-            var content = target == Target.Gateway ? "\"text\":\""u8.ToArray() : "\"text_output\":\""u8.ToArray();
-            var count = target == Target.Gateway ? "\"completion_tokens\":"u8.ToArray() : "\"generated_tokens\":"u8.ToArray();
+            var content = TextKey;
+            var count = CompletionTokensKey;
             while (!done)
             {
                 if (filled == buffer.Length)
@@ -157,7 +165,7 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, Uri emulator, str
                     {
                         tokens = n;
                     }
-                    if (target == Target.Gateway ? data.SequenceEqual("data: [DONE]"u8) : data.IndexOf("\"triton_final_response\":true"u8) >= 0)
+                    if (data.SequenceEqual("data: [DONE]"u8))
                     {
                         done = true;
                     }
