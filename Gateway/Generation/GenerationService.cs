@@ -90,7 +90,11 @@ internal sealed partial class GenerationService(
         activity?.SetTag("gen_ai.usage.input_tokens", promptTokens);
 
         var input = new TritonGenerationInput(id, options.TritonModel, options.TritonModelVersion, promptIds.Count > 0 ? promptIds : [options.StartId],
-            maxTokens, request.Sampling, stopIds, options.EndId, options.StartId, request.Priority);
+            maxTokens, request.Sampling, stopIds, options.EndId, options.StartId, request.Priority)
+        {
+            Prompt = prompt,
+            StopStrings = stops,
+        };
         var tritonRequest = model.Contract.CreateRequest(input);
         var settings = tritonOptions.Value;
         var context = new GenerationContext(id, model, caller, operation, promptTokens, maxTokens, stops, started, decision.Reservation!, activity);

@@ -26,6 +26,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private readonly ReplicaLease _lease;
     private readonly Activity? _callActivity;
     private readonly ITritonResponseDecoder _decoder;
+    private readonly ITritonTextResponseDecoder? _textDecoder;
     private readonly TritonOptions _options;
     private readonly GatewayTelemetry _telemetry;
     private readonly TimeProvider _time;
@@ -43,6 +44,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private bool _flushed;
     private bool _completed;
     private GatewayException? _failure;
+    private int _promptTokens;
 
     public GenerationStream(GenerationContext context, TritonCall call, ReplicaLease lease, Activity? callActivity, ITritonResponseDecoder decoder,
         ModelInferResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
@@ -52,6 +54,8 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         _lease = lease;
         _callActivity = callActivity;
         _decoder = decoder;
+        _textDecoder = decoder as ITritonTextResponseDecoder;
+        _promptTokens = context.PromptTokens;
         _pending = first;
         _backendWait = backendWait;
         _options = options;
@@ -81,7 +85,10 @@ internal sealed partial class GenerationStream : IAsyncDisposable
 
     public int CompletionTokens { get; private set; }
 
-    public TokenUsage Usage => new(_context.PromptTokens, CompletionTokens);
+    /// <summary>Prompt tokens: the gateway's count, or the backend's exact count for a text contract.</summary>
+    public int PromptTokens => _promptTokens;
+
+    public TokenUsage Usage => new(_promptTokens, CompletionTokens);
 
     /// <summary>Time spent in the gateway so far that was not spent waiting on Triton.</summary>
     public TimeSpan Overhead
@@ -178,6 +185,10 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     /// <summary>Runs one response through decoder, detokenizer and stop matcher; returns the tokens it consumed.</summary>
     private int Process(ModelInferResponse response)
     {
+        if (_textDecoder is not null)
+        {
+            return ProcessText(response);
+        }
         _newTokens.Clear();
         TritonStep step;
         try
@@ -233,6 +244,53 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         return consumed;
     }
 
+    /// <summary>
+    /// A text contract's response: the backend's text delta through the stop matcher; token counts,
+    /// prompt length and finish reason are the backend's own.
+    /// </summary>
+    private int ProcessText(ModelInferResponse response)
+    {
+        TritonTextStep step;
+        try
+        {
+            step = _textDecoder!.DecodeText(response, _decoded);
+        }
+        catch (FormatException ex)
+        {
+            throw Fail(new GatewayException(GatewayError.BackendFailed, "The backend sent a malformed response: " + ex.Message, null, "backend_error", inner: ex));
+        }
+        if (step.PromptTokens is { } prompt)
+        {
+            _promptTokens = prompt;
+        }
+        if (FinishReason is not null)
+        {
+            _decoded.Clear();
+            return 0;
+        }
+        CompletionTokens += step.OutputTokens;
+        foreach (var chunk in _decoded.GetChunks())
+        {
+            _stops.Process(chunk.Span, _output);
+        }
+        _decoded.Clear();
+        if (_stops.Stopped)
+        {
+            FinishReason = Generation.FinishReason.Stop;
+            _stopMatched = true;
+        }
+        if (step.IsFinal)
+        {
+            _final = true;
+            FinishReason ??= step.FinishReason ?? (CompletionTokens >= _context.MaxTokens ? Generation.FinishReason.Length : Generation.FinishReason.Stop);
+        }
+        if (FinishReason is not null && !_stopMatched)
+        {
+            Flush();
+        }
+        return step.OutputTokens;
+    }
+
     /// <summary>Emits what detokenizer and stop matcher still hold, once, at a natural end.</summary>
     private void Flush()
     {
@@ -270,8 +328,8 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         _lease.Dispose();
         var duration = _time.GetElapsedTime(_context.StartedTimestamp);
         var model = _context.Model.Id;
-        await _context.Reservation.SettleAsync(_context.PromptTokens + CompletionTokens).ConfigureAwait(false);
-        _telemetry.RecordTokens(_context.Operation, model, _context.PromptTokens, CompletionTokens);
+        await _context.Reservation.SettleAsync(_promptTokens + CompletionTokens).ConfigureAwait(false);
+        _telemetry.RecordTokens(_context.Operation, model, _promptTokens, CompletionTokens);
         if (CompletionTokens > 1)
         {
             _telemetry.RecordTimePerOutputToken(_context.Operation, model, _time.GetElapsedTime(_firstTokenTimestamp) / (CompletionTokens - 1));
@@ -297,7 +355,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             }
             activity.Dispose();
         }
-        LogFinished(_logger, _context.Id, model, _context.Caller.Tenant, outcome, _context.PromptTokens, CompletionTokens, duration.TotalMilliseconds);
+        LogFinished(_logger, _context.Id, model, _context.Caller.Tenant, outcome, _promptTokens, CompletionTokens, duration.TotalMilliseconds);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton stream failed ({Failure}): {Reason}")]

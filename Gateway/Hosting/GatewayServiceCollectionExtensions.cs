@@ -66,6 +66,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<GatewayTelemetry>();
         services.AddSingleton<TextTokenizers>();
         services.AddSingleton<ITritonContract, FasterTransformerContract>();
+        services.AddSingleton<ITritonContract, VllmContract>();
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
         services.AddQuotas();

@@ -6,7 +6,9 @@ namespace Gateway.Triton.Contracts;
 /// <summary>
 /// A backend tensor contract: how one generation becomes a <see cref="ModelInferRequest"/> and how
 /// streamed responses become new token ids. Cumulative vs delta semantics live here only. One class
-/// per contract (<c>fastertransformer</c> now; <c>tensorrtllm</c> and <c>vllm</c> later).
+/// per contract (<c>fastertransformer</c> and <c>vllm</c>; <c>tensorrtllm</c> later). A token contract's
+/// decoder yields token ids that the gateway detokenizes; a text contract's decoder (vLLM) also
+/// implements <see cref="ITritonTextResponseDecoder"/> and yields text and exact token counts.
 /// </summary>
 public interface ITritonContract
 {
@@ -28,7 +30,14 @@ public sealed record TritonGenerationInput(
     IReadOnlyList<IReadOnlyList<int>> StopWordIds,
     int EndId,
     int StartId,
-    int Priority);
+    int Priority)
+{
+    /// <summary>The prompt as text (chat template applied), for text contracts.</summary>
+    public string Prompt { get; init; } = "";
+
+    /// <summary>The stop strings as text (client's plus the template's), for text contracts.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+}
 
 /// <summary>Decodes the responses of one request, in order.</summary>
 public interface ITritonResponseDecoder
@@ -36,6 +45,22 @@ public interface ITritonResponseDecoder
     /// <summary>Appends the ids generated since the previous response to <paramref name="newTokens"/>.</summary>
     TritonStep Decode(ModelInferResponse response, List<int> newTokens);
 }
+
+/// <summary>
+/// Decodes the responses of one request of a text contract (text in, text out), in order. The
+/// gateway still applies its own stop-string matching to the text.
+/// </summary>
+public interface ITritonTextResponseDecoder
+{
+    /// <summary>Appends the text generated since the previous response to <paramref name="text"/>.</summary>
+    TritonTextStep DecodeText(ModelInferResponse response, System.Text.StringBuilder text);
+}
+
+/// <param name="IsFinal">No more responses will come for this request.</param>
+/// <param name="OutputTokens">Tokens the backend generated since the previous response (exact, from the backend).</param>
+/// <param name="PromptTokens">The backend's exact prompt token count, when this response carries it.</param>
+/// <param name="FinishReason">Why the backend ended the generation, when this response says so.</param>
+public readonly record struct TritonTextStep(bool IsFinal, int OutputTokens, int? PromptTokens, FinishReason? FinishReason);
 
 /// <param name="IsFinal">No more responses will come for this request.</param>
 /// <param name="EndOfText">The model produced its end id (not passed on as a token).</param>
@@ -45,7 +70,9 @@ public static class TritonContracts
 {
     public const string FasterTransformer = "fastertransformer";
 
-    public static IReadOnlyList<string> Names { get; } = [FasterTransformer];
+    public const string Vllm = "vllm";
+
+    public static IReadOnlyList<string> Names { get; } = [FasterTransformer, Vllm];
 
     public static bool IsKnown(string? name) => name is not null && Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 

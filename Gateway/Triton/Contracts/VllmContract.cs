@@ -1,0 +1,162 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Gateway.Generation;
+using Gateway.Grpc.Tensors;
+using Google.Protobuf;
+using Triton.Inference;
+
+namespace Gateway.Triton.Contracts;
+
+/// <summary>
+/// Triton's vLLM backend (<c>vllm</c>): text in, text out, decoupled, <c>max_batch_size: 0</c> (no
+/// batch dimension).
+/// <list type="bullet">
+/// <item>Inputs: <c>text_input</c> BYTES [1] (the rendered prompt), <c>stream</c> BOOL [1] = true,
+/// <c>sampling_parameters</c> BYTES [1] (a JSON object), <c>exclude_input_in_output</c> BOOL [1] = true,
+/// <c>return_finish_reason</c>, <c>return_num_input_tokens</c>, <c>return_num_output_tokens</c>
+/// BOOL [1] = true. Request parameter <c>triton_enable_empty_final_response</c> = true.</item>
+/// <item>OpenAI mapping (vLLM <c>SamplingParams</c> names, numbers as JSON numbers): <c>max_tokens</c>
+/// always; <c>temperature</c> as given (vLLM's 0 is greedy, like OpenAI's); <c>top_p</c>;
+/// <c>top_k</c> (0 = off → vLLM's -1); <c>seed</c>; <c>presence_penalty</c>, <c>frequency_penalty</c>
+/// (the same additive semantics in vLLM and OpenAI); <c>stop</c> (client's stop strings plus the chat
+/// template's). Unset values are left out, so vLLM's defaults (the same as OpenAI's) apply.</item>
+/// <item>Responses: <c>text_output</c> is the delta since the previous response;
+/// <c>num_output_tokens</c> the tokens since the previous response; <c>num_input_tokens</c> the exact
+/// prompt length; <c>finish_reason</c> <c>"None"</c> until the end, then <c>stop</c> / <c>length</c>.
+/// The end is <c>triton_final_response=true</c>; without it (older Triton) a finish reason other
+/// than <c>None</c>.</item>
+/// </list>
+/// </summary>
+internal sealed class VllmContract : ITritonContract
+{
+    public string Name => TritonContracts.Vllm;
+
+    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    {
+        var request = new ModelInferRequest
+        {
+            ModelName = input.ModelName,
+            ModelVersion = input.ModelVersion,
+            Id = input.RequestId,
+        };
+        request.Parameters[TritonContracts.EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
+        if (input.Priority > 0)
+        {
+            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
+        }
+        Add(request, "text_input", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.Prompt));
+        Add(request, "stream", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "sampling_parameters", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(SamplingJson(input)));
+        Add(request, "exclude_input_in_output", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "return_finish_reason", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "return_num_input_tokens", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "return_num_output_tokens", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        foreach (var output in (ReadOnlySpan<string>)["text_output", "finish_reason", "num_input_tokens", "num_output_tokens"])
+        {
+            request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = output });
+        }
+        return request;
+    }
+
+    public ITritonResponseDecoder CreateDecoder(TritonGenerationInput input) => new Decoder();
+
+    /// <summary>The <c>sampling_parameters</c> JSON (see the class summary).</summary>
+    internal static string SamplingJson(TritonGenerationInput input)
+    {
+        var sampling = input.Sampling;
+        var json = new VllmSamplingJson
+        {
+            MaxTokens = input.MaxTokens,
+            Temperature = sampling.Temperature,
+            TopP = sampling.TopP,
+            TopK = sampling.TopK is { } k ? (k == 0 ? -1 : k) : null,
+            Seed = sampling.Seed,
+            PresencePenalty = sampling.PresencePenalty,
+            FrequencyPenalty = sampling.FrequencyPenalty,
+            Stop = input.StopStrings.Count > 0 ? input.StopStrings : null,
+        };
+        return JsonSerializer.Serialize(json, VllmJsonContext.Default.VllmSamplingJson);
+    }
+
+    private static void Add(ModelInferRequest request, string name, string datatype, ByteString data)
+    {
+        // max_batch_size 0: shape [1], no batch dimension.
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
+        tensor.Shape.Add(1);
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(data);
+    }
+
+    private sealed class Decoder : ITritonResponseDecoder, ITritonTextResponseDecoder
+    {
+        public TritonStep Decode(ModelInferResponse response, List<int> newTokens) =>
+            throw new NotSupportedException("The vllm contract streams text: read it with DecodeText.");
+
+        public TritonTextStep DecodeText(ModelInferResponse response, StringBuilder text)
+        {
+            var outputTokens = 0;
+            int? promptTokens = null;
+            FinishReason? finish = null;
+            var finished = false;
+            for (var i = 0; i < response.Outputs.Count; i++)
+            {
+                var name = response.Outputs[i].Name;
+                if (name is not ("text_output" or "finish_reason" or "num_input_tokens" or "num_output_tokens"))
+                {
+                    continue;
+                }
+                if (i >= response.RawOutputContents.Count)
+                {
+                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
+                }
+                var raw = response.RawOutputContents[i].Span;
+                switch (name)
+                {
+                    case "text_output":
+                        foreach (var piece in TensorCodec.DecodeStrings(raw))
+                        {
+                            text.Append(piece);
+                        }
+                        break;
+                    case "finish_reason":
+                        var reasons = TensorCodec.DecodeStrings(raw);
+                        var reason = reasons.Length > 0 ? reasons[0] : "None";
+                        finished = reason is not ("None" or "");
+                        finish = reason switch
+                        {
+                            "stop" => FinishReason.Stop,
+                            "length" => FinishReason.Length,
+                            _ => null,
+                        };
+                        break;
+                    case "num_input_tokens":
+                        promptTokens = (int)TensorCodec.ReadUInt32(raw, 0);
+                        break;
+                    case "num_output_tokens":
+                        outputTokens = (int)TensorCodec.ReadUInt32(raw, 0);
+                        break;
+                }
+            }
+            var isFinal = TritonContracts.ReadFinalFlag(response) ?? finished;
+            return new TritonTextStep(isFinal, outputTokens, promptTokens, finish);
+        }
+    }
+}
+
+/// <summary>vLLM <c>SamplingParams</c> fields the gateway sets; nulls are left out.</summary>
+internal sealed class VllmSamplingJson
+{
+    public int MaxTokens { get; init; }
+    public double? Temperature { get; init; }
+    public double? TopP { get; init; }
+    public int? TopK { get; init; }
+    public long? Seed { get; init; }
+    public double? PresencePenalty { get; init; }
+    public double? FrequencyPenalty { get; init; }
+    public IReadOnlyList<string>? Stop { get; init; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(VllmSamplingJson))]
+internal sealed partial class VllmJsonContext : JsonSerializerContext;
