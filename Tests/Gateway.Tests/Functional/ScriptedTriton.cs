@@ -166,6 +166,25 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
         return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
     }
 
+    /// <summary>One vLLM-contract streaming response: a text delta, its token count, the finish reason and the final flag.</summary>
+    public Task SendVllmDeltaAsync(string text, uint outputTokens, string finishReason = "None", bool final = false, uint inputTokens = 3)
+    {
+        var response = new ModelInferResponse { Id = Request.Id, ModelName = Request.ModelName };
+        void Add(string name, string datatype, Google.Protobuf.ByteString raw)
+        {
+            var tensor = new ModelInferResponse.Types.InferOutputTensor { Name = name, Datatype = datatype };
+            tensor.Shape.Add(1);
+            response.Outputs.Add(tensor);
+            response.RawOutputContents.Add(raw);
+        }
+        Add("text_output", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(text));
+        Add("finish_reason", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(finishReason));
+        Add("num_input_tokens", TensorDataTypes.UInt32, TensorCodec.EncodeUInt32([inputTokens]));
+        Add("num_output_tokens", TensorDataTypes.UInt32, TensorCodec.EncodeUInt32([outputTokens]));
+        response.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = final };
+        return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
+    }
+
     public Task SendErrorAsync(string message) =>
         writer.WriteAsync(new ModelStreamInferResponse { ErrorMessage = message }, Aborted);
 

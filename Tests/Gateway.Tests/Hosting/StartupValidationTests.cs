@@ -43,6 +43,21 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_UnknownChatTemplate_FailsNamingTheKeyAndTheKnownTemplates()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["Gateway:Triton:Endpoints:0"] = "http://127.0.0.1:1",
+            ["Gateway:Models:tiny:TritonModel"] = "tiny",
+            ["Gateway:Models:tiny:Contract"] = "vllm",
+            ["Gateway:Models:tiny:ChatTemplate"] = "alpaca",
+        });
+        Assert.Contains("Gateway:Models:tiny:ChatTemplate 'alpaca' is unknown", message);
+        Assert.Contains("chatml", message);
+        Assert.DoesNotContain("Gateway:Models:tiny:Contract", message);
+    }
+
+    [Fact]
     public async Task Start_ServiceDiscoveryEntry_IsUsedWhenNoEndpointsAreConfigured()
     {
         var app = GatewayApplication.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>

@@ -25,6 +25,9 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
 
     public GrpcChannel Channel { get; private set; } = null!;
 
+    /// <summary>The engine's gRPC address (for a gateway in front of it).</summary>
+    public Uri GrpcAddress { get; private set; } = null!;
+
     public GRPCInferenceService.GRPCInferenceServiceClient Client { get; private set; } = null!;
 
     public HttpClient Http { get; private set; } = null!;
@@ -49,6 +52,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
         }));
         await _app.StartAsync();
         var endpoints = _app.GetEndpoints();
+        GrpcAddress = endpoints.Grpc;
         Channel = GrpcChannel.ForAddress(endpoints.Grpc);
         Client = new GRPCInferenceService.GRPCInferenceServiceClient(Channel);
         Http = new HttpClient { BaseAddress = endpoints.Http };

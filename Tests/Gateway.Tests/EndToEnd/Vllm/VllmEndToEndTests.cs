@@ -1,0 +1,325 @@
+using System.ClientModel;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Gateway.Tests.Functional;
+using Grpc.Core;
+using Llm.Gateway.V1;
+using OpenAI;
+using OpenAI.Chat;
+using TritonEmulator.Tests.Models.Vllm;
+
+namespace Gateway.Tests.EndToEnd.Vllm;
+
+/// <summary>
+/// The tiny llama GGUF served by the real TritonEmulator under the vLLM backend contract, the
+/// gateway in front (catalogue entries with <c>Contract=vllm</c>), shared by the tests of a class.
+/// </summary>
+public sealed class VllmHost : IAsyncLifetime
+{
+    /// <summary>The two-context tiny model, chat template chatml.</summary>
+    public const string Model = "tiny-chat";
+
+    /// <summary>The single-context tiny model with an 8192-token context, for long generations.</summary>
+    public const string LongModel = "tiny-long";
+
+    public TinyLlamaEngine Engine { get; } = new();
+
+    internal GatewayHost Gateway { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Engine.InitializeAsync();
+        Gateway = await GatewayHost.StartAsync(Engine.GrpcAddress, new Dictionary<string, string?>
+        {
+            [$"Gateway:Models:{Model}:TritonModel"] = TinyLlamaEngine.Model,
+            [$"Gateway:Models:{Model}:Contract"] = "vllm",
+            [$"Gateway:Models:{Model}:ChatTemplate"] = "chatml",
+            [$"Gateway:Models:{Model}:ContextWindow"] = "256",
+            [$"Gateway:Models:{Model}:MaxOutputTokens"] = "200",
+            [$"Gateway:Models:{LongModel}:TritonModel"] = TinyLlamaEngine.SingleContextModel,
+            [$"Gateway:Models:{LongModel}:Contract"] = "vllm",
+            [$"Gateway:Models:{LongModel}:ChatTemplate"] = "zephyr",
+            [$"Gateway:Models:{LongModel}:ContextWindow"] = "8192",
+            [$"Gateway:Models:{LongModel}:MaxOutputTokens"] = "8000",
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Gateway.DisposeAsync();
+        await Engine.DisposeAsync();
+    }
+}
+
+/// <summary>Official clients → gateway → real TritonEmulator running the tiny llama model (vLLM contract).</summary>
+public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    /// <summary>The chatml prompt ends with a newline, which the tiny model continues with "▁a".</summary>
+    private const string ChatAnswer = " a b c" + TinyLlama.AfterC;
+
+    private ChatClient Client(string model = VllmHost.Model) => new(model, new ApiKeyCredential(TestKeys.Full),
+        new OpenAIClientOptions { Endpoint = new Uri(host.Gateway.Endpoints.Rest, "v1"), NetworkTimeout = Wait });
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private async Task<(string Text, string Finish, int PromptTokens, int CompletionTokens)> CompleteAsync(string json)
+    {
+        using var response = await host.Gateway.Http.PostAsync("/v1/completions", Json(json));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        var root = Functional.Json.Parse(body);
+        var choice = root.GetProperty("choices")[0];
+        var usage = root.GetProperty("usage");
+        return (choice.GetProperty("text").GetString()!, choice.GetProperty("finish_reason").GetString()!,
+            usage.GetProperty("prompt_tokens").GetInt32(), usage.GetProperty("completion_tokens").GetInt32());
+    }
+
+    /// <summary>The backend's own answer to a prompt (no gateway): text, finish reason and exact token counts.</summary>
+    private async Task<(string Text, string Finish, uint Input, uint Output)> BackendAsync(string prompt, string samplingJson)
+    {
+        var messages = await host.Engine.StreamAsync(TinyLlamaEngine.Request(TinyLlamaEngine.Model, "direct-" + Guid.NewGuid().ToString("N"), prompt, samplingJson,
+            ("exclude_input_in_output", true), ("return_finish_reason", true), ("return_num_input_tokens", true), ("return_num_output_tokens", true)));
+        var response = Assert.Single(messages).InferResponse;
+        return (TinyLlamaEngine.Text(response, "text_output")!, TinyLlamaEngine.Text(response, "finish_reason")!,
+            TinyLlamaEngine.UInt(response, "num_input_tokens")!.Value, TinyLlamaEngine.UInt(response, "num_output_tokens")!.Value);
+    }
+
+    [Fact]
+    public async Task Completion_Greedy_IsTheModelsExactTextWithTheBackendsUsage()
+    {
+        var backend = await BackendAsync("abc", """{"temperature": 0, "max_tokens": 100}""");
+        Assert.Equal((TinyLlama.AfterC, "stop", 4u, 24u), backend);
+
+        var (text, finish, prompt, completion) = await CompleteAsync($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":100}""");
+
+        Assert.Equal(TinyLlama.AfterC, text);
+        Assert.Equal("stop", finish);
+        // The backend's exact counts (<s> ▁a b c; ▁d … ▁z </s>), not the gateway's GPT-2 estimate (1 token for "abc").
+        Assert.Equal(4, prompt);
+        Assert.Equal(24, completion);
+    }
+
+    [Fact]
+    public async Task Completion_Streaming_DeltasAddUpToTheGreedyTextAndUsageIsTheBackends()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = Json($$$"""{"model":"{{{VllmHost.Model}}}","prompt":"abc","temperature":0,"max_tokens":100,"stream":true,"stream_options":{"include_usage":true}}"""),
+        };
+        using var response = await host.Gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        var events = await sse.ReadAllAsync();
+        Assert.Equal("[DONE]", events[^1]);
+        var text = new StringBuilder();
+        var deltas = 0;
+        string? finish = null;
+        JsonElement? usage = null;
+        foreach (var chunk in events[..^1].Select(Functional.Json.Parse))
+        {
+            if (chunk.GetProperty("choices").GetArrayLength() > 0)
+            {
+                var choice = chunk.GetProperty("choices")[0];
+                var piece = choice.GetProperty("text").GetString()!;
+                deltas += piece.Length > 0 ? 1 : 0;
+                text.Append(piece);
+                finish = choice.GetProperty("finish_reason").GetString() ?? finish;
+            }
+            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
+            {
+                usage = u;
+            }
+        }
+
+        Assert.Equal(TinyLlama.AfterC, text.ToString());
+        Assert.True(deltas > 1, $"expected streamed deltas, got {deltas}");
+        Assert.Equal("stop", finish);
+        Assert.Equal(4, usage!.Value.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(24, usage.Value.GetProperty("completion_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task OpenAiSdk_Chat_NonStreamingAndStreaming_ExactGreedyTextAndBackendUsage()
+    {
+        var prompt = Gateway.Text.ChatTemplates.Get("chatml").Render([new Gateway.Text.ChatTurn("user", "abc")]);
+        var backend = await BackendAsync(prompt, """{"temperature": 0, "max_tokens": 200, "stop": ["<|im_end|>"]}""");
+        Assert.Equal(ChatAnswer, backend.Text);
+        var client = Client();
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 200 };
+
+        ChatCompletion completion = await client.CompleteChatAsync([new UserChatMessage("abc")], options);
+
+        Assert.Equal(ChatAnswer, completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+        Assert.Equal((int)backend.Input, completion.Usage.InputTokenCount);
+        Assert.Equal((int)backend.Output, completion.Usage.OutputTokenCount);
+
+        var text = new StringBuilder();
+        ChatTokenUsage? usage = null;
+        ChatFinishReason? finish = null;
+        var updates = 0;
+        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage("abc")], options))
+        {
+            updates++;
+            foreach (var part in update.ContentUpdate)
+            {
+                text.Append(part.Text);
+            }
+            finish = update.FinishReason ?? finish;
+            usage = update.Usage ?? usage;
+        }
+        Assert.Equal(ChatAnswer, text.ToString());
+        Assert.True(updates > 2, $"expected a stream of updates, got {updates}");
+        Assert.Equal(ChatFinishReason.Stop, finish);
+        Assert.Equal((int)backend.Input, usage!.InputTokenCount);
+        Assert.Equal((int)backend.Output, usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task OpenAiSdk_Chat_StopString_EndsTheAnswerWithoutIt()
+    {
+        var options = new ChatCompletionOptions { Temperature = 0, StopSequences = { " e" } };
+
+        ChatCompletion completion = await Client().CompleteChatAsync([new UserChatMessage("abc")], options);
+
+        Assert.Equal(" a b c d", completion.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+    }
+
+    [Fact]
+    public async Task Completion_StopString_IsNeverSentStreamingOrNot()
+    {
+        var (text, finish, _, _) = await CompleteAsync($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":100,"stop":["h i"]}""");
+        Assert.Equal(" d e f g ", text);
+        Assert.Equal("stop", finish);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = Json($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":100,"stop":["h i"],"stream":true}"""),
+        };
+        using var response = await host.Gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        var pieces = (await sse.ReadAllAsync())[..^1].Select(Functional.Json.Parse)
+            .Where(static c => c.GetProperty("choices").GetArrayLength() > 0)
+            .Select(static c => c.GetProperty("choices")[0].GetProperty("text").GetString()!).ToList();
+        Assert.Equal(" d e f g ", string.Concat(pieces));
+        Assert.DoesNotContain(pieces, static p => p.Contains('h'));
+    }
+
+    [Fact]
+    public async Task MaxTokens_EndsWithLengthAndTheBackendsTokenCount()
+    {
+        var (text, finish, _, completion) = await CompleteAsync($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":5}""");
+
+        Assert.Equal(" d e f g h", text);
+        Assert.Equal("length", finish);
+        Assert.Equal(5, completion);
+
+        ChatCompletion chat = await Client().CompleteChatAsync([new UserChatMessage("abc")], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 3 });
+        Assert.Equal(" a b c", chat.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Length, chat.FinishReason);
+        Assert.Equal(3, chat.Usage.OutputTokenCount);
+    }
+
+    [Fact]
+    public async Task Seed_SameSeedSameText_OtherSeedOtherText()
+    {
+        async Task<string> Sample(long seed)
+        {
+            var options = new ChatCompletionOptions { Temperature = 2, MaxOutputTokenCount = 16 };
+#pragma warning disable OPENAI001 // Seed is marked experimental in the SDK.
+            options.Seed = seed;
+#pragma warning restore OPENAI001
+            ChatCompletion completion = await Client().CompleteChatAsync([new UserChatMessage("abc")], options);
+            return completion.Content[0].Text;
+        }
+
+        var first = await Sample(11);
+        Assert.Equal(first, await Sample(11));
+        Assert.NotEqual(first, await Sample(12));
+        Assert.NotEqual(ChatAnswer[..first.Length], first); // temperature 2 really samples
+    }
+
+    [Fact]
+    public async Task GrpcFace_StreamCompletion_DeltasThenFinalWithBackendUsage()
+    {
+        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
+        using var call = client.StreamCompletion(new CompletionRequest
+        {
+            Model = VllmHost.Model,
+            Prompt = "abc",
+            Sampling = new SamplingOptions { MaxTokens = 100, Temperature = 0 },
+        }, new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } });
+        var events = await call.ResponseStream.ReadAllAsync().ToListAsync();
+
+        var deltas = events.Where(static e => e.EventCase == GenerateEvent.EventOneofCase.Delta).ToList();
+        Assert.Equal(TinyLlama.AfterC, string.Concat(deltas.Select(static e => e.Delta.Text)));
+        Assert.True(deltas.Count > 1);
+        var final = Assert.Single(events, static e => e.EventCase == GenerateEvent.EventOneofCase.Final).Final;
+        Assert.Equal(Llm.Gateway.V1.FinishReason.Stop, final.FinishReason);
+        Assert.Equal(4u, final.Usage.PromptTokens);
+        Assert.Equal(24u, final.Usage.CompletionTokens);
+        Assert.Equal((uint)deltas.Sum(static e => e.Delta.TokenCount), final.Usage.CompletionTokens);
+    }
+
+    [Fact]
+    public async Task GrpcFace_StreamChat_UsesTheChatTemplate()
+    {
+        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
+        using var call = client.StreamChat(new ChatRequest
+        {
+            Model = VllmHost.Model,
+            Messages = { new Llm.Gateway.V1.ChatMessage { Role = "user", Content = "abc" } },
+            Sampling = new SamplingOptions { MaxTokens = 4, Temperature = 0 },
+        }, new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } });
+        var events = await call.ResponseStream.ReadAllAsync().ToListAsync();
+
+        Assert.Equal(" a b c d", string.Concat(events.Where(static e => e.EventCase == GenerateEvent.EventOneofCase.Delta).Select(static e => e.Delta.Text)));
+        Assert.Equal(Llm.Gateway.V1.FinishReason.Length, events[^1].Final.FinishReason);
+    }
+
+    [Fact]
+    public async Task Stream_ClientDisconnects_CancelsTheBackendRequest()
+    {
+        var failures = await host.Engine.FailuresAsync(TinyLlamaEngine.SingleContextModel);
+        using (var cancel = new CancellationTokenSource(Wait))
+        {
+            // Negative penalties reward tokens already generated, so at temperature 2 the tiny model soon
+            // repeats one token for ever and never samples its end: 8000 tokens, seconds of work (measured: 13 s).
+            var options = new ChatCompletionOptions { Temperature = 2, FrequencyPenalty = -2, PresencePenalty = -2, MaxOutputTokenCount = 8000 };
+#pragma warning disable OPENAI001
+            options.Seed = 5;
+#pragma warning restore OPENAI001
+            await foreach (var update in Client(VllmHost.LongModel).CompleteChatStreamingAsync([new UserChatMessage("abc")], options, cancel.Token))
+            {
+                if (update.ContentUpdate.Count > 0 && update.ContentUpdate[0].Text.Length > 0)
+                {
+                    break; // disposes the SSE response: the gateway sees the client go
+                }
+            }
+        }
+
+        // The engine has no push channel for statistics; poll them until the cancelled request shows (bounded).
+        using var timeout = new CancellationTokenSource(Wait);
+        while (await host.Engine.FailuresAsync(TinyLlamaEngine.SingleContextModel) <= failures)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(50), timeout.Token);
+        }
+        // The only context is free again: the next request on that model runs to its greedy end.
+        var (text, finish, _, _) = await CompleteAsync($$"""{"model":"{{VllmHost.LongModel}}","prompt":"abc","temperature":0,"max_tokens":100}""");
+        Assert.Equal(TinyLlama.AfterC, text);
+        Assert.Equal("stop", finish);
+    }
+
+    [Fact]
+    public async Task Models_ListsTheVllmModels()
+    {
+        using var response = await host.Gateway.Http.GetAsync("/v1/models");
+        var ids = Functional.Json.Parse(await response.Content.ReadAsStringAsync()).GetProperty("data").EnumerateArray().Select(static m => m.GetProperty("id").GetString()).ToList();
+        Assert.Contains(VllmHost.Model, ids);
+        Assert.Contains(VllmHost.LongModel, ids);
+    }
+}
