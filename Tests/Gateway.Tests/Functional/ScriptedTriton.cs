@@ -119,7 +119,10 @@ internal sealed class ScriptedTriton : IAsyncDisposable
 /// <summary>One <c>ModelStreamInfer</c> call as the scripted server sees it.</summary>
 internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken aborted, Action kill)
 {
-    private readonly List<uint> _sequence = [.. TensorCodec.DecodeUInt32(request.RawInputContents[request.Inputs.ToList().FindIndex(t => t.Name == "input_ids")].Span)];
+    // FT requests start the cumulative sequence with the prompt ids; vLLM (text) requests have none.
+    private readonly List<uint> _sequence = request.Inputs.ToList().FindIndex(t => t.Name == "input_ids") is var ids and >= 0
+        ? [.. TensorCodec.DecodeUInt32(request.RawInputContents[ids].Span)]
+        : [];
     private readonly TaskCompletionSource _cancelled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
