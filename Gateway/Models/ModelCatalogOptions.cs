@@ -22,13 +22,16 @@ public sealed class ModelOptions
     /// <summary>Triton model version; empty = the server's policy.</summary>
     public string TritonModelVersion { get; set; } = "";
 
-    /// <summary>The tensor contract: <c>fastertransformer</c> (more contracts are one class each).</summary>
+    /// <summary>The tensor contract: <c>fastertransformer</c> (token ids) or <c>vllm</c> (text; one class each).</summary>
     public string Contract { get; set; } = "fastertransformer";
 
-    /// <summary>The tokenizer: <c>gpt2</c> (GPT-2 byte-level BPE).</summary>
+    /// <summary>
+    /// The tokenizer: <c>gpt2</c> (GPT-2 byte-level BPE). For a text contract (<c>vllm</c>) it only
+    /// estimates the prompt before the call; usage is the backend's exact counts.
+    /// </summary>
     public string Tokenizer { get; set; } = "gpt2";
 
-    /// <summary>The chat template: <c>gpt-plain</c>.</summary>
+    /// <summary>The chat template: <c>gpt-plain</c>, <c>chatml</c>, <c>zephyr</c> or <c>llama2</c>.</summary>
     public string ChatTemplate { get; set; } = "gpt-plain";
 
     /// <summary>Prompt + completion tokens the model can hold.</summary>
