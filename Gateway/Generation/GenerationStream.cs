@@ -145,6 +145,8 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         }
     }
 
+    // Once per token: pooled async state instead of a box per call.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ModelInferResponse?> ReadNextAsync()
     {
         var started = _time.GetTimestamp();
