@@ -40,7 +40,39 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
 
         Assert.True(relayed > Tokens * 20, "the SSE frames were not written");
         // Generous: the per-stream objects (decoder, detokenizer, matcher, writer) spread over the tokens.
-        Assert.True(perToken < 64, $"{perToken:0.0} bytes per token on the streaming hot path");
+        Assert.True(perToken < 16, $"{perToken:0.0} bytes per token on the streaming hot path");
+    }
+
+    [Theory]
+    [InlineData("Hello")]
+    [InlineData(" \"quoted\" \\ back\nslash\t<tag>&'")]
+    [InlineData("café ünïcödé 🦊 \u2028")]
+    [InlineData("")]
+    public async Task DeltaFrame_WritesTheSameBytesAsSerialisingTheChunk(string text)
+    {
+        var choice = new TextChoice { Index = 0, Text = SseWriter.TextPlaceholder };
+        var chunk = new TextCompletion { Id = "cmpl-1", Created = 1700000000, Model = "gpt-j-6b", Choices = [choice] };
+        var frame = SseWriter.CreateFrame(chunk, OpenAiJsonContext.Default.TextCompletion);
+        Assert.NotNull(frame);
+        var framed = new MemoryStream();
+        var framedPipe = PipeWriter.Create(framed);
+        await new SseWriter(framedPipe).WriteDeltaAsync(frame, text, default);
+        await framedPipe.CompleteAsync();
+
+        choice.Text = text;
+        var serialised = new MemoryStream();
+        var serialisedPipe = PipeWriter.Create(serialised);
+        await new SseWriter(serialisedPipe).WriteAsync(chunk, OpenAiJsonContext.Default.TextCompletion, default);
+        await serialisedPipe.CompleteAsync();
+
+        Assert.Equal(Encoding.UTF8.GetString(serialised.ToArray()), Encoding.UTF8.GetString(framed.ToArray()));
+    }
+
+    [Fact]
+    public void CreateFrame_PlaceholderTwice_FallsBackToSerialising()
+    {
+        var chunk = new TextCompletion { Id = SseWriter.TextPlaceholder, Created = 1, Model = "m", Choices = [new TextChoice { Index = 0, Text = SseWriter.TextPlaceholder }] };
+        Assert.Null(SseWriter.CreateFrame(chunk, OpenAiJsonContext.Default.TextCompletion));
     }
 
     /// <summary>The hot path for one stream of <see cref="Tokens"/> tokens, one response per token.</summary>
@@ -56,8 +88,11 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
         var sse = new SseWriter(pipe);
         var decoded = new StringBuilder();
         var text = new StringBuilder();
-        var choice = new TextChoice { Index = 0, Text = "" };
+        var choice = new TextChoice { Index = 0, Text = SseWriter.TextPlaceholder };
         var chunk = new TextCompletion { Id = "cmpl-1", Created = 1, Model = "gpt-j-6b", Choices = [choice] };
+        var frame = SseWriter.CreateFrame(chunk, OpenAiJsonContext.Default.TextCompletion);
+        Assert.NotNull(frame);
+        var delta = new char[64];
         var newTokens = new List<int>(8);
         foreach (var response in responses)
         {
@@ -74,9 +109,15 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
             }
             if (text.Length > 0)
             {
-                choice.Text = text.ToString();
+                // As GenerationStream hands a delta over: copied into its reused buffer, then framed.
+                var length = text.Length;
+                if (length > delta.Length)
+                {
+                    delta = new char[length * 2];
+                }
+                text.CopyTo(0, delta, length);
                 text.Clear();
-                await sse.WriteAsync(chunk, OpenAiJsonContext.Default.TextCompletion, default);
+                await sse.WriteDeltaAsync(frame, delta.AsSpan(0, length), default);
             }
         }
         await pipe.CompleteAsync();
