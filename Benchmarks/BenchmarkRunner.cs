@@ -27,7 +27,7 @@ internal static class BenchmarkRunner
 
         foreach (var scenario in options.Scenarios)
         {
-            log.WriteLine($"scenario {scenario} ...");
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {scenario} ...");
             switch (scenario)
             {
                 case "rates":
@@ -55,7 +55,7 @@ internal static class BenchmarkRunner
                     report.Rows.Add(soak with { Scenario = $"soak {options.Soak.TotalSeconds:0} s × {options.SoakConcurrency}" });
                     break;
             }
-            log.WriteLine(report.Rows[^1]);
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} {report.Rows[^1]}");
         }
 
         var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));

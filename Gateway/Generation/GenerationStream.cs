@@ -10,8 +10,15 @@ using Triton.Inference;
 
 namespace Gateway.Generation;
 
-/// <summary>New text since the previous delta (whole characters only) and the tokens it took.</summary>
-public readonly record struct GenerationDelta(string Text, int TokenCount);
+/// <summary>
+/// New text since the previous delta (whole characters only) and the tokens it took.
+/// <see cref="Chars"/> is the stream's reused buffer: valid until the stream moves on.
+/// </summary>
+public readonly record struct GenerationDelta(ReadOnlyMemory<char> Chars, int TokenCount)
+{
+    /// <summary>The text as a string (allocates; for callers that keep it).</summary>
+    public string Text => Chars.ToString();
+}
 
 /// <summary>
 /// A started generation: Triton's responses turned into text deltas with stop strings applied.
@@ -36,6 +43,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private readonly List<int> _newTokens = new(8);
     private readonly StringBuilder _decoded = new();
     private readonly StringBuilder _output = new();
+    private char[] _delta = new char[64];
     private ModelInferResponse? _pending;
     private TimeSpan _backendWait;
     private long _firstTokenTimestamp;
@@ -116,9 +124,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
                 _lease.TokensGenerated(tokens);
                 if (_output.Length > 0 || tokens > 0)
                 {
-                    var text = _output.ToString();
-                    _output.Clear();
-                    yield return new GenerationDelta(text, tokens);
+                    yield return new GenerationDelta(TakeOutput(), tokens);
                 }
                 if (_final || _stopMatched)
                 {
@@ -138,9 +144,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
                 Flush();
                 if (_output.Length > 0)
                 {
-                    var text = _output.ToString();
-                    _output.Clear();
-                    yield return new GenerationDelta(text, 0);
+                    yield return new GenerationDelta(TakeOutput(), 0);
                 }
                 break;
             }
@@ -152,6 +156,8 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         }
     }
 
+    // Once per token: pooled async state instead of a box per call.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ModelInferResponse?> ReadNextAsync()
     {
         var started = _time.GetTimestamp();
@@ -180,6 +186,19 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         {
             _backendWait += _time.GetElapsedTime(started);
         }
+    }
+
+    /// <summary>Moves the pending output into the reused delta buffer (no string per token).</summary>
+    private ReadOnlyMemory<char> TakeOutput()
+    {
+        var length = _output.Length;
+        if (length > _delta.Length)
+        {
+            _delta = new char[Math.Max(length, _delta.Length * 2)];
+        }
+        _output.CopyTo(0, _delta, length);
+        _output.Clear();
+        return _delta.AsMemory(0, length);
     }
 
     /// <summary>Runs one response through decoder, detokenizer and stop matcher; returns the tokens it consumed.</summary>

@@ -82,11 +82,14 @@ internal sealed class LlmGatewayService(
             {
                 await responseStream.WriteAsync(new GenerateEvent { Delta = new Delta { Role = "assistant" } }, cancellationToken).ConfigureAwait(false);
             }
+            // One event per stream, mutated per delta: WriteAsync has serialised it by the time it completes.
+            var deltaMessage = new Delta();
+            var deltaEvent = new GenerateEvent { Delta = deltaMessage };
             await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                await responseStream.WriteAsync(
-                    new GenerateEvent { Delta = new Delta { Text = delta.Text, TokenCount = (uint)delta.TokenCount } },
-                    cancellationToken).ConfigureAwait(false);
+                deltaMessage.Text = delta.Text;
+                deltaMessage.TokenCount = (uint)delta.TokenCount;
+                await responseStream.WriteAsync(deltaEvent, cancellationToken).ConfigureAwait(false);
             }
             var usage = stream.Usage;
             await responseStream.WriteAsync(new GenerateEvent

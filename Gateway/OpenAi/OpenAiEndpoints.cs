@@ -231,7 +231,7 @@ internal sealed partial class OpenAiHandler(
         {
             await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                text.Append(delta.Text);
+                text.Append(delta.Chars.Span);
             }
         }
         catch (GatewayException ex)
@@ -303,13 +303,29 @@ internal sealed partial class OpenAiHandler(
                 await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
                 chatDelta.Role = null;
             }
+            // The chunk's bytes around its text, serialised once: per token only the text is written.
+            DeltaFrame? frame;
+            if (chat)
+            {
+                chatDelta.Content = SseWriter.TextPlaceholder;
+                frame = SseWriter.CreateFrame(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk);
+            }
+            else
+            {
+                textChoice.Text = SseWriter.TextPlaceholder;
+                frame = SseWriter.CreateFrame(textChunk, OpenAiJsonContext.Default.TextCompletion);
+            }
             await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (delta.Text.Length == 0)
+                if (delta.Chars.IsEmpty)
                 {
                     continue;
                 }
-                if (chat)
+                if (frame is not null)
+                {
+                    await sse.WriteDeltaAsync(frame, delta.Chars.Span, cancellationToken).ConfigureAwait(false);
+                }
+                else if (chat)
                 {
                     chatDelta.Content = delta.Text;
                     await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);

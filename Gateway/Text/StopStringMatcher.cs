@@ -9,11 +9,14 @@ namespace Gateway.Text;
 public sealed class StopStringMatcher
 {
     private readonly string[] _stops;
-    private readonly StringBuilder _pending = new();
+    // Held text (shorter than the longest stop string) followed by the new text: matched in place, no strings per call.
+    private char[] _pending;
+    private int _held;
 
     public StopStringMatcher(IReadOnlyList<string> stops)
     {
         _stops = [.. stops.Where(s => s.Length > 0)];
+        _pending = _stops.Length == 0 ? [] : new char[Math.Max(64, 2 * _stops.Max(s => s.Length))];
     }
 
     /// <summary>True once a stop string was found; later input is ignored.</summary>
@@ -34,14 +37,17 @@ public sealed class StopStringMatcher
             output.Append(text);
             return;
         }
-        _pending.Append(text);
-        // The held text is shorter than the longest stop string, so a copy here is small.
-        var pending = _pending.ToString();
+        if (_held + text.Length > _pending.Length)
+        {
+            Array.Resize(ref _pending, Math.Max(_pending.Length * 2, _held + text.Length));
+        }
+        text.CopyTo(_pending.AsSpan(_held));
+        var pending = _pending.AsSpan(0, _held + text.Length);
         var earliest = -1;
         string? matched = null;
         foreach (var stop in _stops)
         {
-            var at = pending.IndexOf(stop, StringComparison.Ordinal);
+            var at = pending.IndexOf(stop.AsSpan(), StringComparison.Ordinal);
             if (at >= 0 && (earliest < 0 || at < earliest))
             {
                 earliest = at;
@@ -50,16 +56,16 @@ public sealed class StopStringMatcher
         }
         if (earliest >= 0)
         {
-            output.Append(pending.AsSpan(0, earliest));
-            _pending.Clear();
+            output.Append(pending[..earliest]);
+            _held = 0;
             Stopped = true;
             MatchedStop = matched;
             return;
         }
         var hold = LongestPrefixSuffix(pending);
-        output.Append(pending.AsSpan(0, pending.Length - hold));
-        _pending.Clear();
-        _pending.Append(pending.AsSpan(pending.Length - hold));
+        output.Append(pending[..^hold]);
+        pending[^hold..].CopyTo(_pending);
+        _held = hold;
     }
 
     /// <summary>At the end of the stream: the held text was not a stop string after all.</summary>
@@ -67,13 +73,13 @@ public sealed class StopStringMatcher
     {
         if (!Stopped)
         {
-            output.Append(_pending);
+            output.Append(_pending.AsSpan(0, _held));
         }
-        _pending.Clear();
+        _held = 0;
     }
 
     /// <summary>Length of the longest suffix of <paramref name="text"/> that is a proper prefix of a stop string.</summary>
-    private int LongestPrefixSuffix(string text)
+    private int LongestPrefixSuffix(ReadOnlySpan<char> text)
     {
         var best = 0;
         foreach (var stop in _stops)
@@ -81,7 +87,7 @@ public sealed class StopStringMatcher
             var max = Math.Min(stop.Length - 1, text.Length);
             for (var length = max; length > best; length--)
             {
-                if (text.AsSpan(text.Length - length).SequenceEqual(stop.AsSpan(0, length)))
+                if (text[^length..].SequenceEqual(stop.AsSpan(0, length)))
                 {
                     best = length;
                     break;

@@ -84,6 +84,9 @@ public sealed class TextTokenizers
 /// <summary>Byte-level BPE through Microsoft.ML.Tokenizers' tiktoken implementation (GPT-2 for the FT GPT models).</summary>
 internal sealed class TiktokenTextTokenizer(string name, TiktokenTokenizer tokenizer, IReadOnlyDictionary<int, ReadOnlyMemory<byte>> bytesById) : ITextTokenizer
 {
+    // Built once per tokenizer, shared by every stream's detokenizer (read only).
+    private readonly Dictionary<int, string>? _specialById = ByteLevelDetokenizer.InvertSpecial(tokenizer.SpecialTokens);
+
     public string Name => name;
 
     public IReadOnlyList<int> Encode(string text) =>
@@ -91,7 +94,7 @@ internal sealed class TiktokenTextTokenizer(string name, TiktokenTokenizer token
 
     public int CountTokens(string text) => tokenizer.CountTokens(text);
 
-    public IIncrementalDetokenizer CreateDetokenizer() => new ByteLevelDetokenizer(bytesById, tokenizer.SpecialTokens);
+    public IIncrementalDetokenizer CreateDetokenizer() => new ByteLevelDetokenizer(bytesById, _specialById);
 }
 
 /// <summary>
@@ -105,17 +108,25 @@ internal sealed class ByteLevelDetokenizer : IIncrementalDetokenizer
     private readonly Decoder _utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false).GetDecoder();
     private char[] _chars = new char[64];
 
-    public ByteLevelDetokenizer(IReadOnlyDictionary<int, ReadOnlyMemory<byte>> vocabulary, IReadOnlyDictionary<string, int>? special)
+    public ByteLevelDetokenizer(IReadOnlyDictionary<int, ReadOnlyMemory<byte>> vocabulary, Dictionary<int, string>? specialById)
     {
         _vocabulary = vocabulary;
-        if (special is not null)
+        _special = specialById;
+    }
+
+    /// <summary>Special token text → id, inverted to id → text.</summary>
+    public static Dictionary<int, string>? InvertSpecial(IReadOnlyDictionary<string, int>? special)
+    {
+        if (special is null)
         {
-            _special = new Dictionary<int, string>(special.Count);
-            foreach (var (text, id) in special)
-            {
-                _special[id] = text;
-            }
+            return null;
         }
+        var byId = new Dictionary<int, string>(special.Count);
+        foreach (var (text, id) in special)
+        {
+            byId[id] = text;
+        }
+        return byId;
     }
 
     public void Append(int tokenId, StringBuilder output)

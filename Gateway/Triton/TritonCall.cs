@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Grpc.Core;
 using Triton.Inference;
 
@@ -73,6 +74,8 @@ internal sealed class TritonCall : IAsyncDisposable
     }
 
     /// <summary>The next response, or null when Triton closed the stream.</summary>
+    /// <remarks>Called once per token: its async state is pooled, not allocated per call.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ModelInferResponse?> ReadAsync(TimeSpan? timeout)
     {
         if (timeout is { } t)
