@@ -17,6 +17,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
 {
     public const string Model = "tiny";
     public const string SingleContextModel = "tiny_single";
+    public const string TwoContextModel = "tiny_pair";
     public const string MissingModel = "missing";
 
     private WebApplication? _app;
@@ -41,6 +42,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
         WriteModel(Model, """{"model": "tiny.gguf", "gpu_memory_utilization": 0.5}""", maxContexts: 2, copyFrom: gguf);
         // Beyond the trained 256 tokens (llama.cpp allows it), so a request can run long enough to be cancelled.
         WriteModel(SingleContextModel, """{"model": "../../tiny.gguf", "max_model_len": 8192}""", maxContexts: 1, copyFrom: null);
+        WriteModel(TwoContextModel, """{"model": "../../tiny.gguf", "max_model_len": 8192}""", maxContexts: 2, copyFrom: null);
         WriteModel(MissingModel, """{"model": "not-here.gguf"}""", maxContexts: 1, copyFrom: null);
         _app = EmulatorApplication.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
