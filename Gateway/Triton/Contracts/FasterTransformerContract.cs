@@ -31,17 +31,7 @@ internal sealed class FasterTransformerContract : ITritonContract
 
     public ModelInferRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = new ModelInferRequest
-        {
-            ModelName = input.ModelName,
-            ModelVersion = input.ModelVersion,
-            Id = input.RequestId,
-        };
-        request.Parameters[TritonContracts.EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
-        if (input.Priority > 0)
-        {
-            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
-        }
+        var request = TritonContracts.NewStreamRequest(input);
 
         var prompt = new uint[input.PromptIds.Count];
         for (var i = 0; i < prompt.Length; i++)

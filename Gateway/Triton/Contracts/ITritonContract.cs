@@ -82,6 +82,26 @@ public static class TritonContracts
     /// <summary>Response parameter marking the last response of a request (Triton ≥ 23.06).</summary>
     public const string FinalResponse = "triton_final_response";
 
+    /// <summary>
+    /// A request for one generation on <c>ModelStreamInfer</c>, before its tensors: id, the empty final
+    /// response asked for, and Triton's <c>priority</c> when the caller has one.
+    /// </summary>
+    public static ModelInferRequest NewStreamRequest(TritonGenerationInput input)
+    {
+        var request = new ModelInferRequest
+        {
+            ModelName = input.ModelName,
+            ModelVersion = input.ModelVersion,
+            Id = input.RequestId,
+        };
+        request.Parameters[EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
+        if (input.Priority > 0)
+        {
+            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
+        }
+        return request;
+    }
+
     /// <summary>The final flag when the server sends it; null on Triton &lt; 23.06.</summary>
     public static bool? ReadFinalFlag(ModelInferResponse response) =>
         response.Parameters.TryGetValue(FinalResponse, out var parameter)

@@ -34,17 +34,7 @@ internal sealed class VllmContract : ITritonContract
 
     public ModelInferRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = new ModelInferRequest
-        {
-            ModelName = input.ModelName,
-            ModelVersion = input.ModelVersion,
-            Id = input.RequestId,
-        };
-        request.Parameters[TritonContracts.EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
-        if (input.Priority > 0)
-        {
-            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
-        }
+        var request = TritonContracts.NewStreamRequest(input);
         Add(request, "text_input", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.Prompt));
         Add(request, "stream", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
         Add(request, "sampling_parameters", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(SamplingJson(input)));
