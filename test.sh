@@ -22,6 +22,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "test.sh: installing Debian redis-server for the shared-quota tests"
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  # Where the package's init script started a system redis, stop it: the AppHost's own redis
+  # resource binds 6379 and the tests start theirs on free ports.
+  as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 
 log="$(mktemp)"
