@@ -27,7 +27,9 @@ internal static class GatewayResourceExtensions
             .WithReference(triton.GetEndpoint(TritonResourceExtensions.GrpcEndpoint))
             .WithReference(triton.GetEndpoint(TritonResourceExtensions.MetricsEndpoint))
             .WaitFor(triton)
-            .WithHttpHealthCheck("/health", endpointName: "http");
+            .WithHttpHealthCheck("/health", endpointName: "http")
+            // A vLLM model folder dropped into models/ is served without configuration.
+            .WithEnvironment("Gateway__ModelDiscovery__Enabled", "true");
 
         if (builder.Environment.IsDevelopment() && !builder.ExecutionContext.IsPublishMode)
         {

@@ -43,6 +43,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         services.AddOptions<ModelCatalogOptions>().BindConfiguration(ModelCatalogOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ModelCatalogOptions>, ModelCatalogOptionsValidator>();
+        services.AddOptions<ModelDiscoveryOptions>().BindConfiguration(ModelDiscoveryOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ModelDiscoveryOptions>, ModelDiscoveryOptionsValidator>();
         services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ApiKeyOptions>, ApiKeyOptionsValidator>();
         services.AddOptions<TritonOptions>().BindConfiguration(TritonOptions.SectionName).ValidateOnStart();
@@ -72,6 +74,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddQuotas();
         services.AddSingleton<TritonChannels>();
         services.AddTritonRouting();
+        services.AddHostedService<TritonModelDiscovery>();
         services.AddSingleton<IGenerationService, GenerationService>();
         services.AddSingleton<OpenAiHandler>();
 

@@ -1,0 +1,146 @@
+using System.Globalization;
+using Gateway.Routing;
+using Gateway.Text;
+using Gateway.Triton;
+using Gateway.Triton.Contracts;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Triton.Inference;
+
+namespace Gateway.Models;
+
+/// <summary>
+/// Model discovery (section <c>Gateway:ModelDiscovery</c>): text-contract models that Triton serves but
+/// the catalogue does not name join it, so a model folder dropped into the repository is served
+/// without configuration. Today that is Triton's vLLM backend (<c>backend: "vllm"</c>): public id = the
+/// Triton model name, chat template from the config parameter <c>chat_template</c>, context window
+/// from <c>max_model_len</c>, both falling back to the defaults below. Token-id contracts
+/// (FasterTransformer) need a tokenizer and ids the config does not carry, so they stay configured.
+/// </summary>
+public sealed class ModelDiscoveryOptions
+{
+    public const string SectionName = "Gateway:ModelDiscovery";
+
+    public bool Enabled { get; set; }
+
+    /// <summary>How often Triton's repository index is read again.</summary>
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
+
+    public string DefaultChatTemplate { get; set; } = ChatTemplates.ChatMl;
+
+    public int DefaultContextWindow { get; set; } = 4096;
+}
+
+internal sealed class ModelDiscoveryOptionsValidator : IValidateOptions<ModelDiscoveryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ModelDiscoveryOptions options)
+    {
+        var failures = new List<string>();
+        if (options.Interval <= TimeSpan.Zero)
+        {
+            failures.Add($"{ModelDiscoveryOptions.SectionName}:Interval must be positive (was {options.Interval}).");
+        }
+        if (!ChatTemplates.IsKnown(options.DefaultChatTemplate))
+        {
+            failures.Add($"{ModelDiscoveryOptions.SectionName}:DefaultChatTemplate '{options.DefaultChatTemplate}' is unknown (known: {string.Join(", ", ChatTemplates.Names)}).");
+        }
+        if (options.DefaultContextWindow < 2)
+        {
+            failures.Add($"{ModelDiscoveryOptions.SectionName}:DefaultContextWindow must be at least 2 (was {options.DefaultContextWindow}).");
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
+
+internal sealed partial class TritonModelDiscovery(
+    IOptions<ModelDiscoveryOptions> options,
+    IModelCatalog catalog,
+    TritonReplicaSet replicas,
+    TritonChannels channels,
+    TimeProvider time,
+    ILogger<TritonModelDiscovery> logger) : BackgroundService
+{
+    public const string ChatTemplateParameter = "chat_template";
+    public const string ContextWindowParameter = "max_model_len";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.Enabled || catalog is not ModelCatalog models)
+        {
+            return;
+        }
+        using var timer = new PeriodicTimer(options.Value.Interval, time);
+        try
+        {
+            do
+            {
+                await DiscoverAsync(models, stoppingToken).ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Reads the index of the first replica that answers and adds the new text-contract models.</summary>
+    private async Task DiscoverAsync(ModelCatalog models, CancellationToken cancellationToken)
+    {
+        foreach (var replica in replicas.Replicas)
+        {
+            try
+            {
+                var client = new GRPCInferenceService.GRPCInferenceServiceClient(channels.Get(replica.Grpc));
+                var index = await client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                foreach (var entry in index.Models)
+                {
+                    if (models.ServesTritonModel(entry.Name))
+                    {
+                        continue;
+                    }
+                    var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = entry.Name }, cancellationToken: cancellationToken).ConfigureAwait(false)).Config;
+                    if (ToCatalogEntry(config, options.Value) is { } model && models.TryAdd(entry.Name, model))
+                    {
+                        LogDiscovered(logger, entry.Name, model.Contract, model.ChatTemplate, model.ContextWindow);
+                    }
+                }
+                return;
+            }
+            catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogIndexFailed(logger, replica.Grpc, ex.StatusCode);
+            }
+        }
+    }
+
+    /// <summary>The catalogue entry for a Triton model config, or null when it is not a text-contract model.</summary>
+    internal static ModelOptions? ToCatalogEntry(ModelConfig config, ModelDiscoveryOptions options)
+    {
+        if (!string.Equals(config.Backend, TritonContracts.Vllm, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+        var template = config.Parameters.TryGetValue(ChatTemplateParameter, out var named) && ChatTemplates.IsKnown(named.StringValue)
+            ? named.StringValue
+            : options.DefaultChatTemplate;
+        var window = config.Parameters.TryGetValue(ContextWindowParameter, out var length)
+            && int.TryParse(length.StringValue, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed >= 2
+                ? parsed
+                : options.DefaultContextWindow;
+        return new ModelOptions
+        {
+            TritonModel = config.Name,
+            Contract = TritonContracts.Vllm,
+            ChatTemplate = template,
+            ContextWindow = window,
+            MaxOutputTokens = Math.Max(1, window / 2),
+            OwnedBy = "triton",
+        };
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Discovered Triton model {Model} ({Contract}, chat template {Template}, context {ContextWindow})")]
+    private static partial void LogDiscovered(ILogger logger, string model, string contract, string template, int contextWindow);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Model discovery could not read the repository index of {Replica}: {Status}")]
+    private static partial void LogIndexFailed(ILogger logger, Uri replica, StatusCode status);
+}
