@@ -24,7 +24,10 @@ internal static class TritonResourceExtensions
     /// <param name="portOffset">Added to 8000/8001/8002, so local replicas can run side by side (see TritonReplicaExtensions).</param>
     public static IResourceBuilder<IResourceWithEndpoints> AddTriton(this IDistributedApplicationBuilder builder, string name, int portOffset = 0)
     {
-        var modelRepository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, "..", "models"));
+        // The repository's models/ folder, or another Triton model repository (Triton:ModelRepository).
+        var modelRepository = Path.GetFullPath(builder.Configuration["Triton:ModelRepository"] is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(builder.AppHostDirectory, "..", "models"));
         var useContainer = builder.ExecutionContext.IsPublishMode
             || builder.Configuration.GetValue<bool>("Triton:UseContainer");
 

@@ -1,5 +1,7 @@
+using Aspire.Hosting.ApplicationModel;
 using System.Globalization;
 using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -44,7 +46,8 @@ public sealed class ChatPageTests(WebAppFixture fixture)
     [Fact]
     public async Task Stop_MidAnswer_EndsGeneration_AndTritonCountsACancelledRequest()
     {
-        using var metrics = fixture.App.CreateHttpClient("triton", "metrics");
+        // The request may land on any Triton replica (the gateway routes by load): count them all.
+        var metrics = TritonMetricsClients();
         var cancelledBefore = await CancelledRequestsAsync(metrics);
         await using var context = await fixture.NewContextAsync();
         var page = await OpenAsync(context);
@@ -72,6 +75,7 @@ public sealed class ChatPageTests(WebAppFixture fixture)
             await Task.Delay(100, CancellationToken.None);
             cancelledAfter = await CancelledRequestsAsync(metrics);
         }
+        metrics.ForEach(static client => client.Dispose());
         Assert.True(cancelledAfter > cancelledBefore, $"nv_inference_request_failure{{reason=\"CANCELED\"}} stayed at {cancelledBefore}");
     }
 
@@ -123,6 +127,42 @@ public sealed class ChatPageTests(WebAppFixture fixture)
         await Expect(Transcript(page).Locator("> li")).ToHaveCountAsync(0);
     }
 
+    [Fact]
+    public async Task TinyLlamaModel_FoundByDiscovery_AnswersInTheChat()
+    {
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        var picker = page.GetByRole(AriaRole.Combobox, new() { Name = "Model", IncludeHidden = true });
+        // The gateway finds the vLLM model in Triton's repository index; a reload lists it once it has.
+        using (var found = new CancellationTokenSource(AnswerTimeout))
+        {
+            string[] options;
+            while (!(options = await page.EvaluateAsync<string[]>("() => [...document.querySelectorAll('select option')].map(o => o.value)")).Contains(WebAppFixture.TinyModel))
+            {
+                Assert.False(found.IsCancellationRequested, $"the model picker never listed {WebAppFixture.TinyModel}: [{string.Join(", ", options)}]");
+                await Task.Delay(500, CancellationToken.None);
+                await page.ReloadAsync();
+                await Expect(picker).Not.ToHaveValueAsync("", new() { Timeout = 30_000 });
+            }
+        }
+        await SetMaxTokensAsync(page, 64); // the tiny model's window is 256 tokens
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+        await picker.SelectOptionAsync(WebAppFixture.TinyModel);
+        var temperature = page.GetByRole(AriaRole.Spinbutton, new() { Name = "Temperature" });
+        await temperature.FillAsync("0");
+        await temperature.PressAsync("Tab");
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+
+        await Message(page).FillAsync("abc");
+        await Message(page).PressAsync("Enter");
+
+        // llama.cpp runs the tiny model, whose greedy continuation walks the alphabet.
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(answer.Locator(".message-bubble")).ToContainTextAsync("d e f g h i j k");
+        await Expect(answer.Locator(".message-stats")).ToContainTextAsync("completion tokens");
+    }
+
     private static ILocator Message(IPage page) => page.GetByRole(AriaRole.Textbox, new() { Name = "Message", Exact = true });
 
     private static ILocator Transcript(IPage page) => page.GetByRole(AriaRole.List, new() { Name = "Conversation", Exact = true });
@@ -164,15 +204,25 @@ public sealed class ChatPageTests(WebAppFixture fixture)
             """);
     }
 
-    private static async Task<double> CancelledRequestsAsync(HttpClient metrics)
+    /// <summary>A metrics client per Triton replica resource (triton, triton-1, …).</summary>
+    private List<HttpClient> TritonMetricsClients() =>
+        [.. fixture.App.Services.GetRequiredService<DistributedApplicationModel>().Resources
+            .Where(static r => r.Name == "triton" || r.Name.StartsWith("triton-", StringComparison.Ordinal))
+            .Where(static r => r.Annotations.OfType<EndpointAnnotation>().Any(static e => e.Name == "metrics"))
+            .Select(r => fixture.App.CreateHttpClient(r.Name, "metrics"))];
+
+    private static async Task<double> CancelledRequestsAsync(IEnumerable<HttpClient> replicas)
     {
-        var text = await metrics.GetStringAsync("/metrics");
         var total = 0.0;
-        foreach (var line in text.Split('\n'))
+        foreach (var metrics in replicas)
         {
-            if (line.StartsWith("nv_inference_request_failure{", StringComparison.Ordinal) && line.Contains("reason=\"CANCELED\"", StringComparison.Ordinal))
+            var text = await metrics.GetStringAsync("/metrics");
+            foreach (var line in text.Split('\n'))
             {
-                total += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                if (line.StartsWith("nv_inference_request_failure{", StringComparison.Ordinal) && line.Contains("reason=\"CANCELED\"", StringComparison.Ordinal))
+                {
+                    total += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                }
             }
         }
         return total;

@@ -22,10 +22,17 @@ public sealed class WebAppFixture : IAsyncLifetime
 
     public Uri WebUrl { get; private set; } = null!;
 
+    /// <summary>The tiny llama model (vLLM contract), found by the gateway's model discovery.</summary>
+    public const string TinyModel = "tiny";
+
+    /// <summary>A model repository: the shipped FasterTransformer model plus the tiny llama GGUF.</summary>
+    public string Repository { get; } = Directory.CreateTempSubdirectory("web-models-").FullName;
+
     public async Task InitializeAsync()
     {
+        WriteRepository();
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=a100-gptj-6b"]);
+            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=a100-gptj-6b", $"Triton:ModelRepository={Repository}"]);
         App = await builder.BuildAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(cts.Token);
@@ -54,6 +61,37 @@ public sealed class WebAppFixture : IAsyncLifetime
             ColorScheme = ColorScheme.Light,
         });
 
+    private void WriteRepository()
+    {
+        var shipped = Path.Combine(RepositoryRoot(), "models", "fastertransformer");
+        foreach (var file in Directory.EnumerateFiles(shipped, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(Repository, "fastertransformer", Path.GetRelativePath(shipped, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+        var version = Directory.CreateDirectory(Path.Combine(Repository, TinyModel, "1")).FullName;
+        File.WriteAllText(Path.Combine(Repository, TinyModel, "config.pbtxt"), """
+            backend: "vllm"
+            instance_group [ { count: 1, kind: KIND_MODEL } ]
+            parameters { key: "emulator_max_contexts" value { string_value: "2" } }
+            parameters { key: "chat_template" value { string_value: "chatml" } }
+            parameters { key: "max_model_len" value { string_value: "256" } }
+            """);
+        File.WriteAllText(Path.Combine(version, "model.json"), """{"model": "tiny.gguf"}""");
+        TritonEmulator.Tests.Models.Vllm.TinyLlama.Create().WriteGguf(Path.Combine(version, "tiny.gguf"));
+    }
+
+    private static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Aspire.sln")))
+        {
+            directory = directory.Parent;
+        }
+        return directory?.FullName ?? throw new InvalidOperationException("Aspire.sln not found above " + AppContext.BaseDirectory);
+    }
+
     public async Task DisposeAsync()
     {
         if (Browser is not null)
@@ -65,6 +103,7 @@ public sealed class WebAppFixture : IAsyncLifetime
         {
             await App.DisposeAsync();
         }
+        Directory.Delete(Repository, recursive: true);
     }
 }
 
