@@ -23,19 +23,7 @@ public sealed class EmulatorHost : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Emulator = EmulatorApplication.Build([], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Emulator:HttpPort"] = "0",
-                ["Emulator:GrpcPort"] = "0",
-                ["Emulator:MetricsPort"] = "0",
-                ["Emulator:ListenAddress"] = "127.0.0.1",
-                ["Emulator:ModelRepository"] = FindModels(),
-                ["Emulator:Profile"] = "a100-gptj-6b",
-            });
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        });
+        Emulator = BuildEmulator("a100-gptj-6b");
         await Emulator.StartAsync();
         Endpoints = Emulator.GetEndpoints();
         TritonChannel = GrpcChannel.ForAddress(Endpoints.Grpc);
@@ -76,6 +64,21 @@ public sealed class EmulatorHost : IAsyncLifetime
             await Task.Delay(TimeSpan.FromMilliseconds(50), cts.Token);
         }
     }
+
+    /// <summary>A TritonEmulator on loopback port 0 serving the repository's models/ with a timing profile.</summary>
+    public static WebApplication BuildEmulator(string profile) => EmulatorApplication.Build([], builder =>
+    {
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Emulator:HttpPort"] = "0",
+            ["Emulator:GrpcPort"] = "0",
+            ["Emulator:MetricsPort"] = "0",
+            ["Emulator:ListenAddress"] = "127.0.0.1",
+            ["Emulator:ModelRepository"] = FindModels(),
+            ["Emulator:Profile"] = profile,
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+    });
 
     internal static string FindModels()
     {

@@ -19,19 +19,7 @@ public sealed class SharedQuotaGatewayTests(RedisServer redis) : IClassFixture<R
     [Fact]
     public async Task TwoGateways_OneRedis_TogetherAdmitNoMoreThanTheKeysLimit()
     {
-        var emulator = EmulatorApplication.Build([], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Emulator:HttpPort"] = "0",
-                ["Emulator:GrpcPort"] = "0",
-                ["Emulator:MetricsPort"] = "0",
-                ["Emulator:ListenAddress"] = "127.0.0.1",
-                ["Emulator:ModelRepository"] = EmulatorHost.FindModels(),
-                ["Emulator:Profile"] = "zero-latency",
-            });
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        });
+        var emulator = EmulatorHost.BuildEmulator("zero-latency");
         await emulator.StartAsync();
         try
         {

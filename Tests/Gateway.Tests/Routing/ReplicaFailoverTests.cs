@@ -30,19 +30,7 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
         }
         for (var i = 0; i < _emulators.Length; i++)
         {
-            _emulators[i] = EmulatorApplication.Build([], builder =>
-            {
-                builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-                {
-                    ["Emulator:HttpPort"] = "0",
-                    ["Emulator:GrpcPort"] = "0",
-                    ["Emulator:MetricsPort"] = "0",
-                    ["Emulator:ListenAddress"] = "127.0.0.1",
-                    ["Emulator:ModelRepository"] = EmulatorHost.FindModels(),
-                    ["Emulator:Profile"] = "a100-gptj-6b",
-                });
-                builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            });
+            _emulators[i] = EmulatorHost.BuildEmulator("a100-gptj-6b");
             await _emulators[i].StartAsync();
             var endpoints = _emulators[i].GetEndpoints();
             settings[$"Gateway:Triton:Endpoints:{i}"] = endpoints.Grpc.ToString();
