@@ -98,14 +98,7 @@ internal static class ManifestGenerator
         {
             AutomountServiceAccountToken = false,
             TerminationGracePeriodSeconds = WorkloadPolicies.TerminationGracePeriodSeconds,
-            SecurityContext = new V1PodSecurityContext
-            {
-                RunAsNonRoot = true,
-                RunAsUser = WorkloadPolicies.DotnetAppUid,
-                RunAsGroup = WorkloadPolicies.DotnetAppUid,
-                FsGroup = WorkloadPolicies.DotnetAppUid,
-                SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
-            },
+            SecurityContext = NonRootPodSecurity(WorkloadPolicies.DotnetAppUid),
             Containers = [container],
             Volumes = [new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource() }],
         });
@@ -276,14 +269,7 @@ internal static class ManifestGenerator
             NodeSelector = new Dictionary<string, string> { [AcceleratorLabel] = settings.Accelerator },
             Tolerations = [new V1Toleration { Key = GpuResource, OperatorProperty = "Exists", Effect = "NoSchedule" }],
             TerminationGracePeriodSeconds = WorkloadPolicies.TerminationGracePeriodSeconds,
-            SecurityContext = new V1PodSecurityContext
-            {
-                RunAsNonRoot = true,
-                RunAsUser = WorkloadPolicies.TritonUid,
-                RunAsGroup = WorkloadPolicies.TritonUid,
-                FsGroup = WorkloadPolicies.TritonUid,
-                SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
-            },
+            SecurityContext = NonRootPodSecurity(WorkloadPolicies.TritonUid),
             Containers = [container],
             Volumes =
             [
@@ -412,6 +398,16 @@ internal static class ManifestGenerator
         }
         yield return Yaml($"{workload.Name}/kustomization.yaml", kustomization);
     }
+
+    /// <summary>Pods run as the image's non-root user and group, with the runtime's default seccomp profile.</summary>
+    private static V1PodSecurityContext NonRootPodSecurity(long uid) => new()
+    {
+        RunAsNonRoot = true,
+        RunAsUser = uid,
+        RunAsGroup = uid,
+        FsGroup = uid,
+        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+    };
 
     private static V1Deployment Deployment(Workload workload, GkeSettings settings, int replicas, int maxSurge, V1PodSpec pod) => new()
     {
