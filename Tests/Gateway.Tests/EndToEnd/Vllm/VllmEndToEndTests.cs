@@ -179,6 +179,26 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
     }
 
     [Fact]
+    public async Task ExtensionsAi_Streaming_ExactGreedyTextAndBackendUsage()
+    {
+        var prompt = Gateway.Text.ChatTemplates.Get("chatml").Render([new Gateway.Text.ChatTurn("user", "abc")]);
+        var backend = await BackendAsync(prompt, """{"temperature": 0, "max_tokens": 200, "stop": ["<|im_end|>"]}""");
+        Microsoft.Extensions.AI.IChatClient chat = Microsoft.Extensions.AI.OpenAIClientExtensions.AsIChatClient(Client());
+        var text = new StringBuilder();
+        Microsoft.Extensions.AI.UsageDetails? usage = null;
+
+        await foreach (var update in chat.GetStreamingResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "abc")], new Microsoft.Extensions.AI.ChatOptions { Temperature = 0, MaxOutputTokens = 200 }))
+        {
+            text.Append(update.Text);
+            usage ??= update.Contents.OfType<Microsoft.Extensions.AI.UsageContent>().FirstOrDefault()?.Details;
+        }
+
+        Assert.Equal(ChatAnswer, text.ToString());
+        Assert.Equal((long)backend.Input, usage?.InputTokenCount);
+        Assert.Equal((long)backend.Output, usage?.OutputTokenCount);
+    }
+
+    [Fact]
     public async Task OpenAiSdk_Chat_StopString_EndsTheAnswerWithoutIt()
     {
         var options = new ChatCompletionOptions { Temperature = 0, StopSequences = { " e" } };
