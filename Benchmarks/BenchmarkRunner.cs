@@ -131,9 +131,7 @@ internal static class BenchmarkRunner
     private static async Task<ResultRow> StreamsAsync(LoadClient client, Target target, string model, int concurrency, int maxTokens,
         TimeSpan duration, TimeSpan warmUp, IComponent server, CancellationToken cancellationToken)
     {
-        var ttfts = new List<double>();
-        var itls = new List<double>();
-        long requests = 0, errors = 0, tokens = 0;
+        var samples = new StreamSamples();
         var baseline = server.RssBytes();
         var measureFrom = Stopwatch.GetTimestamp() + (long)(warmUp.TotalSeconds * Stopwatch.Frequency);
         var end = measureFrom + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -152,20 +150,7 @@ internal static class BenchmarkRunner
                 {
                     continue;
                 }
-                lock (ttfts)
-                {
-                    requests++;
-                    if (result.Ok)
-                    {
-                        ttfts.Add(result.TtftMs);
-                        itls.AddRange(local);
-                        tokens += result.Tokens;
-                    }
-                    else
-                    {
-                        errors++;
-                    }
-                }
+                samples.Record(result, local);
             }
         }, cancellationToken)).ToArray();
         await Task.WhenAll(workers);
@@ -173,8 +158,8 @@ internal static class BenchmarkRunner
         await sampling.CancelAsync();
         await sampler;
         var kbPerStream = (peakRss - baseline) / 1024.0 / concurrency;
-        return new ResultRow("streams", Name(target), requests, errors, requests / elapsed, Percentiles.Of(ttfts), Percentiles.Of(itls),
-            tokens / elapsed, server.PeakRssBytes() / 1048576.0, target == Target.Gateway ? Math.Max(0, kbPerStream) : null);
+        return new ResultRow("streams", Name(target), samples.Requests, samples.Errors, samples.Requests / elapsed, Percentiles.Of(samples.Ttfts), Percentiles.Of(samples.InterTokens),
+            samples.Tokens / elapsed, server.PeakRssBytes() / 1048576.0, target == Target.Gateway ? Math.Max(0, kbPerStream) : null);
     }
 
     /// <summary>
@@ -187,9 +172,7 @@ internal static class BenchmarkRunner
     private static async Task<ResultRow> IdleAsync(LoadClient client, BenchmarkOptions options, IComponent gateway, CancellationToken cancellationToken)
     {
         var n = options.IdleStreams;
-        var ttfts = new List<double>(n);
-        var itls = new List<double>();
-        long errors = 0, tokens = 0;
+        var samples = new StreamSamples();
         GC.Collect();
         var baseline = gateway.RssBytes();
         var open = 0;
@@ -230,27 +213,15 @@ internal static class BenchmarkRunner
             {
                 Interlocked.Decrement(ref open);
             }
-            lock (ttfts)
-            {
-                if (result.Ok)
-                {
-                    ttfts.Add(result.TtftMs);
-                    itls.AddRange(local);
-                    tokens += result.Tokens;
-                }
-                else
-                {
-                    errors++;
-                }
-            }
+            samples.Record(result, local);
         }, cancellationToken)).ToArray();
         await Task.WhenAll(streams);
         var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
         await sampling.CancelAsync();
         await sampler;
         var kbPerStream = maxOpen == 0 ? 0 : (rssAtMaxOpen - baseline) / 1024.0 / maxOpen;
-        return new ResultRow($"{n} idle streams (max {maxOpen} open)", "gateway", n, errors, n / elapsed, Percentiles.Of(ttfts), Percentiles.Of(itls),
-            tokens / elapsed, gateway.PeakRssBytes() / 1048576.0, Math.Max(0, kbPerStream));
+        return new ResultRow($"{n} idle streams (max {maxOpen} open)", "gateway", n, samples.Errors, n / elapsed, Percentiles.Of(samples.Ttfts), Percentiles.Of(samples.InterTokens),
+            samples.Tokens / elapsed, gateway.PeakRssBytes() / 1048576.0, Math.Max(0, kbPerStream));
     }
 
     private static async Task SampleAsync(IComponent server, Action<long> sample, CancellationToken cancellationToken)
@@ -269,4 +240,38 @@ internal static class BenchmarkRunner
     }
 
     private static string Name(Target target) => target == Target.Gateway ? "gateway" : "direct";
+}
+
+/// <summary>What the streams of one scenario measured; <see cref="Record"/> is safe from many workers.</summary>
+internal sealed class StreamSamples
+{
+    private readonly Lock _gate = new();
+
+    public List<double> Ttfts { get; } = [];
+
+    public List<double> InterTokens { get; } = [];
+
+    public long Requests { get; private set; }
+
+    public long Errors { get; private set; }
+
+    public long Tokens { get; private set; }
+
+    public void Record(RequestResult result, List<double> interTokens)
+    {
+        lock (_gate)
+        {
+            Requests++;
+            if (result.Ok)
+            {
+                Ttfts.Add(result.TtftMs);
+                InterTokens.AddRange(interTokens);
+                Tokens += result.Tokens;
+            }
+            else
+            {
+                Errors++;
+            }
+        }
+    }
 }
