@@ -141,6 +141,10 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
     public uint[] InputIds(string name) =>
         TensorCodec.DecodeUInt32(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span);
 
+    /// <summary>The single string of a BYTES input (vLLM's <c>text_input</c>, <c>sampling_parameters</c>).</summary>
+    public string InputString(string name) =>
+        Assert.Single(TensorCodec.DecodeStrings(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span));
+
     public int[] InputInt32(string name) =>
         TensorCodec.DecodeInt32(Request.RawInputContents[Request.Inputs.ToList().FindIndex(t => t.Name == name)].Span);
 

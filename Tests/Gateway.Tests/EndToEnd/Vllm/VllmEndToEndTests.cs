@@ -7,6 +7,7 @@ using Grpc.Core;
 using Llm.Gateway.V1;
 using OpenAI;
 using OpenAI.Chat;
+using Gateway.Tests.EndToEnd.Contracts;
 using TritonEmulator.Tests.Models.Vllm;
 
 namespace Gateway.Tests.EndToEnd.Vllm;
@@ -15,7 +16,7 @@ namespace Gateway.Tests.EndToEnd.Vllm;
 /// The tiny llama GGUF served by the real TritonEmulator under the vLLM backend contract, the
 /// gateway in front (catalogue entries with <c>Contract=vllm</c>), shared by the tests of a class.
 /// </summary>
-public sealed class VllmHost : IAsyncLifetime
+public sealed class VllmHost : IAsyncLifetime, IContractEngine
 {
     /// <summary>The two-context tiny model, chat template chatml.</summary>
     public const string Model = "tiny-chat";
@@ -50,18 +51,50 @@ public sealed class VllmHost : IAsyncLifetime
         await Gateway.DisposeAsync();
         await Engine.DisposeAsync();
     }
+
+    string IContractEngine.Contract => "vllm";
+
+    GatewayHost IContractEngine.Gateway => Gateway;
+
+    string IContractEngine.Model => Model;
+
+    string IContractEngine.ChatTemplate => global::Gateway.Text.ChatTemplates.ChatMl;
+
+    string IContractEngine.ChatPrompt => "abc";
+
+    string IContractEngine.LongModel => LongModel;
+
+    /// <summary>
+    /// Negative penalties reward tokens already generated, so at temperature 2 the tiny model soon
+    /// repeats one token for ever and never samples its end: 8000 tokens, seconds of work (measured: 13 s).
+    /// </summary>
+    ChatCompletionOptions IContractEngine.LongRunningOptions()
+    {
+        var options = new ChatCompletionOptions { Temperature = 2, FrequencyPenalty = -2, PresencePenalty = -2, MaxOutputTokenCount = 8000 };
+#pragma warning disable OPENAI001 // Seed is marked experimental in the SDK.
+        options.Seed = 5;
+#pragma warning restore OPENAI001
+        return options;
+    }
+
+    Task<ulong> IContractEngine.CancelledAsync() => Engine.FailuresAsync(TinyLlamaEngine.SingleContextModel);
+
+    /// <summary>The vLLM contract asked directly: prompt and sampling JSON in, text, finish reason and exact counts out.</summary>
+    async Task<EngineAnswer> IContractEngine.GreedyAsync(string prompt, int maxTokens, IReadOnlyList<string> stop)
+    {
+        var sampling = JsonSerializer.Serialize(new Dictionary<string, object> { ["temperature"] = 0, ["max_tokens"] = maxTokens, ["stop"] = stop });
+        var messages = await Engine.StreamAsync(TinyLlamaEngine.Request(TinyLlamaEngine.Model, "direct-" + Guid.NewGuid().ToString("N"), prompt, sampling,
+            ("exclude_input_in_output", true), ("return_finish_reason", true), ("return_num_input_tokens", true), ("return_num_output_tokens", true)));
+        var response = Assert.Single(messages).InferResponse;
+        return new EngineAnswer(TinyLlamaEngine.Text(response, "text_output")!, TinyLlamaEngine.Text(response, "finish_reason")!,
+            (int)TinyLlamaEngine.UInt(response, "num_input_tokens")!.Value, (int)TinyLlamaEngine.UInt(response, "num_output_tokens")!.Value);
+    }
 }
 
 /// <summary>Official clients → gateway → real TritonEmulator running the tiny llama model (vLLM contract).</summary>
 public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-
-    /// <summary>The chatml prompt ends with a newline, which the tiny model continues with "▁a".</summary>
-    private const string ChatAnswer = " a b c" + TinyLlama.AfterC;
-
-    private ChatClient Client(string model = VllmHost.Model) => new(model, new ApiKeyCredential(TestKeys.Full),
-        new OpenAIClientOptions { Endpoint = new Uri(host.Gateway.Endpoints.Rest, "v1"), NetworkTimeout = Wait });
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
@@ -77,21 +110,11 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
             usage.GetProperty("prompt_tokens").GetInt32(), usage.GetProperty("completion_tokens").GetInt32());
     }
 
-    /// <summary>The backend's own answer to a prompt (no gateway): text, finish reason and exact token counts.</summary>
-    private async Task<(string Text, string Finish, uint Input, uint Output)> BackendAsync(string prompt, string samplingJson)
-    {
-        var messages = await host.Engine.StreamAsync(TinyLlamaEngine.Request(TinyLlamaEngine.Model, "direct-" + Guid.NewGuid().ToString("N"), prompt, samplingJson,
-            ("exclude_input_in_output", true), ("return_finish_reason", true), ("return_num_input_tokens", true), ("return_num_output_tokens", true)));
-        var response = Assert.Single(messages).InferResponse;
-        return (TinyLlamaEngine.Text(response, "text_output")!, TinyLlamaEngine.Text(response, "finish_reason")!,
-            TinyLlamaEngine.UInt(response, "num_input_tokens")!.Value, TinyLlamaEngine.UInt(response, "num_output_tokens")!.Value);
-    }
-
     [Fact]
     public async Task Completion_Greedy_IsTheModelsExactTextWithTheBackendsUsage()
     {
-        var backend = await BackendAsync("abc", """{"temperature": 0, "max_tokens": 100}""");
-        Assert.Equal((TinyLlama.AfterC, "stop", 4u, 24u), backend);
+        var backend = await ((IContractEngine)host).GreedyAsync("abc", 100, []);
+        Assert.Equal(new EngineAnswer(TinyLlama.AfterC, "stop", 4, 24), backend);
 
         var (text, finish, prompt, completion) = await CompleteAsync($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":100}""");
 
@@ -142,74 +165,6 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
     }
 
     [Fact]
-    public async Task OpenAiSdk_Chat_NonStreamingAndStreaming_ExactGreedyTextAndBackendUsage()
-    {
-        var prompt = Gateway.Text.ChatTemplates.Get("chatml").Render([new Gateway.Text.ChatTurn("user", "abc")]);
-        var backend = await BackendAsync(prompt, """{"temperature": 0, "max_tokens": 200, "stop": ["<|im_end|>"]}""");
-        Assert.Equal(ChatAnswer, backend.Text);
-        var client = Client();
-        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 200 };
-
-        ChatCompletion completion = await client.CompleteChatAsync([new UserChatMessage("abc")], options);
-
-        Assert.Equal(ChatAnswer, completion.Content[0].Text);
-        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
-        Assert.Equal((int)backend.Input, completion.Usage.InputTokenCount);
-        Assert.Equal((int)backend.Output, completion.Usage.OutputTokenCount);
-
-        var text = new StringBuilder();
-        ChatTokenUsage? usage = null;
-        ChatFinishReason? finish = null;
-        var updates = 0;
-        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage("abc")], options))
-        {
-            updates++;
-            foreach (var part in update.ContentUpdate)
-            {
-                text.Append(part.Text);
-            }
-            finish = update.FinishReason ?? finish;
-            usage = update.Usage ?? usage;
-        }
-        Assert.Equal(ChatAnswer, text.ToString());
-        Assert.True(updates > 2, $"expected a stream of updates, got {updates}");
-        Assert.Equal(ChatFinishReason.Stop, finish);
-        Assert.Equal((int)backend.Input, usage!.InputTokenCount);
-        Assert.Equal((int)backend.Output, usage.OutputTokenCount);
-    }
-
-    [Fact]
-    public async Task ExtensionsAi_Streaming_ExactGreedyTextAndBackendUsage()
-    {
-        var prompt = Gateway.Text.ChatTemplates.Get("chatml").Render([new Gateway.Text.ChatTurn("user", "abc")]);
-        var backend = await BackendAsync(prompt, """{"temperature": 0, "max_tokens": 200, "stop": ["<|im_end|>"]}""");
-        Microsoft.Extensions.AI.IChatClient chat = Microsoft.Extensions.AI.OpenAIClientExtensions.AsIChatClient(Client());
-        var text = new StringBuilder();
-        Microsoft.Extensions.AI.UsageDetails? usage = null;
-
-        await foreach (var update in chat.GetStreamingResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "abc")], new Microsoft.Extensions.AI.ChatOptions { Temperature = 0, MaxOutputTokens = 200 }))
-        {
-            text.Append(update.Text);
-            usage ??= update.Contents.OfType<Microsoft.Extensions.AI.UsageContent>().FirstOrDefault()?.Details;
-        }
-
-        Assert.Equal(ChatAnswer, text.ToString());
-        Assert.Equal((long)backend.Input, usage?.InputTokenCount);
-        Assert.Equal((long)backend.Output, usage?.OutputTokenCount);
-    }
-
-    [Fact]
-    public async Task OpenAiSdk_Chat_StopString_EndsTheAnswerWithoutIt()
-    {
-        var options = new ChatCompletionOptions { Temperature = 0, StopSequences = { " e" } };
-
-        ChatCompletion completion = await Client().CompleteChatAsync([new UserChatMessage("abc")], options);
-
-        Assert.Equal(" a b c d", completion.Content[0].Text);
-        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
-    }
-
-    [Fact]
     public async Task Completion_StopString_IsNeverSentStreamingOrNot()
     {
         var (text, finish, _, _) = await CompleteAsync($$"""{"model":"{{VllmHost.Model}}","prompt":"abc","temperature":0,"max_tokens":100,"stop":["h i"]}""");
@@ -238,29 +193,6 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
         Assert.Equal("length", finish);
         Assert.Equal(5, completion);
 
-        ChatCompletion chat = await Client().CompleteChatAsync([new UserChatMessage("abc")], new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 3 });
-        Assert.Equal(" a b c", chat.Content[0].Text);
-        Assert.Equal(ChatFinishReason.Length, chat.FinishReason);
-        Assert.Equal(3, chat.Usage.OutputTokenCount);
-    }
-
-    [Fact]
-    public async Task Seed_SameSeedSameText_OtherSeedOtherText()
-    {
-        async Task<string> Sample(long seed)
-        {
-            var options = new ChatCompletionOptions { Temperature = 2, MaxOutputTokenCount = 16 };
-#pragma warning disable OPENAI001 // Seed is marked experimental in the SDK.
-            options.Seed = seed;
-#pragma warning restore OPENAI001
-            ChatCompletion completion = await Client().CompleteChatAsync([new UserChatMessage("abc")], options);
-            return completion.Content[0].Text;
-        }
-
-        var first = await Sample(11);
-        Assert.Equal(first, await Sample(11));
-        Assert.NotEqual(first, await Sample(12));
-        Assert.NotEqual(ChatAnswer[..first.Length], first); // temperature 2 really samples
     }
 
     [Fact]
@@ -283,55 +215,6 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
         Assert.Equal(4u, final.Usage.PromptTokens);
         Assert.Equal(24u, final.Usage.CompletionTokens);
         Assert.Equal((uint)deltas.Sum(static e => e.Delta.TokenCount), final.Usage.CompletionTokens);
-    }
-
-    [Fact]
-    public async Task GrpcFace_StreamChat_UsesTheChatTemplate()
-    {
-        var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
-        using var call = client.StreamChat(new ChatRequest
-        {
-            Model = VllmHost.Model,
-            Messages = { new Llm.Gateway.V1.ChatMessage { Role = "user", Content = "abc" } },
-            Sampling = new SamplingOptions { MaxTokens = 4, Temperature = 0 },
-        }, new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } });
-        var events = await call.ResponseStream.ReadAllAsync().ToListAsync();
-
-        Assert.Equal(" a b c d", string.Concat(events.Where(static e => e.EventCase == GenerateEvent.EventOneofCase.Delta).Select(static e => e.Delta.Text)));
-        Assert.Equal(Llm.Gateway.V1.FinishReason.Length, events[^1].Final.FinishReason);
-    }
-
-    [Fact]
-    public async Task Stream_ClientDisconnects_CancelsTheBackendRequest()
-    {
-        var failures = await host.Engine.FailuresAsync(TinyLlamaEngine.SingleContextModel);
-        using (var cancel = new CancellationTokenSource(Wait))
-        {
-            // Negative penalties reward tokens already generated, so at temperature 2 the tiny model soon
-            // repeats one token for ever and never samples its end: 8000 tokens, seconds of work (measured: 13 s).
-            var options = new ChatCompletionOptions { Temperature = 2, FrequencyPenalty = -2, PresencePenalty = -2, MaxOutputTokenCount = 8000 };
-#pragma warning disable OPENAI001
-            options.Seed = 5;
-#pragma warning restore OPENAI001
-            await foreach (var update in Client(VllmHost.LongModel).CompleteChatStreamingAsync([new UserChatMessage("abc")], options, cancel.Token))
-            {
-                if (update.ContentUpdate.Count > 0 && update.ContentUpdate[0].Text.Length > 0)
-                {
-                    break; // disposes the SSE response: the gateway sees the client go
-                }
-            }
-        }
-
-        // The engine has no push channel for statistics; poll them until the cancelled request shows (bounded).
-        using var timeout = new CancellationTokenSource(Wait);
-        while (await host.Engine.FailuresAsync(TinyLlamaEngine.SingleContextModel) <= failures)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(50), timeout.Token);
-        }
-        // The only context is free again: the next request on that model runs to its greedy end.
-        var (text, finish, _, _) = await CompleteAsync($$"""{"model":"{{VllmHost.LongModel}}","prompt":"abc","temperature":0,"max_tokens":100}""");
-        Assert.Equal(TinyLlama.AfterC, text);
-        Assert.Equal("stop", finish);
     }
 
     [Fact]
