@@ -117,6 +117,7 @@ internal sealed partial class GenerationService(
                 TritonCall? call = null;
                 try
                 {
+                    // The lease keeps the replica's channel open even if the replica leaves discovery now.
                     var client = new GRPCInferenceService.GRPCInferenceServiceClient(channels.Get(endpoint));
                     var waitStarted = time.GetTimestamp();
                     call = await TritonCall.StartAsync(client, tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
@@ -129,14 +130,14 @@ internal sealed partial class GenerationService(
                 {
                     LogAttemptFailed(logger, id, endpoint, attempt, ex.Failure, ex.Message);
                     lease.Failed(ex.Failure, ex.Message);
-                    lease.Dispose();
-                    (tried ??= []).Add(lease.Replica);
                     callActivity?.SetStatus(ActivityStatusCode.Error, ex.Failure.ToString());
                     callActivity?.Dispose();
                     if (call is not null)
                     {
                         await call.DisposeAsync().ConfigureAwait(false);
                     }
+                    lease.Dispose(); // after the call: the last lease of a departed replica releases its channel
+                    (tried ??= []).Add(lease.Replica);
                 }
                 catch (Exception ex)
                 {
@@ -144,13 +145,13 @@ internal sealed partial class GenerationService(
                     {
                         lease.Failed(failed.Failure, failed.Message);
                     }
-                    lease.Dispose();
                     callActivity?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
                     callActivity?.Dispose();
                     if (call is not null)
                     {
                         await call.DisposeAsync().ConfigureAwait(false);
                     }
+                    lease.Dispose();
                     if (ex is TritonCallException triton)
                     {
                         LogAttemptFailed(logger, id, endpoint, attempt, triton.Failure, triton.Message);

@@ -56,7 +56,6 @@ internal sealed partial class TritonModelDiscovery(
     IOptions<ModelDiscoveryOptions> options,
     IModelCatalog catalog,
     TritonReplicaSet replicas,
-    TritonChannels channels,
     TimeProvider time,
     ILogger<TritonModelDiscovery> logger) : BackgroundService
 {
@@ -88,9 +87,13 @@ internal sealed partial class TritonModelDiscovery(
     {
         foreach (var replica in replicas.Replicas)
         {
+            if (!replicas.TryGetChannel(replica, out var channel))
+            {
+                continue; // left discovery since the snapshot
+            }
             try
             {
-                var client = new GRPCInferenceService.GRPCInferenceServiceClient(channels.Get(replica.Grpc));
+                var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
                 var index = await client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true }, cancellationToken: cancellationToken).ConfigureAwait(false);
                 foreach (var entry in index.Models)
                 {
@@ -109,6 +112,10 @@ internal sealed partial class TritonModelDiscovery(
             catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
             {
                 LogIndexFailed(logger, replica.Grpc, ex.StatusCode);
+            }
+            catch (ObjectDisposedException) when (replica.IsRemoved)
+            {
+                // It left discovery mid-read and its channel was released: try the next one.
             }
         }
     }

@@ -21,7 +21,6 @@ internal sealed partial class ReplicaMonitor : BackgroundService
 
     private readonly TritonReplicaSet _replicas;
     private readonly TritonRouter _router;
-    private readonly TritonChannels _channels;
     private readonly IModelCatalog _catalog;
     private readonly TritonOptions _triton;
     private readonly RoutingOptions _options;
@@ -32,12 +31,11 @@ internal sealed partial class ReplicaMonitor : BackgroundService
     private readonly Dictionary<TritonReplica, int> _probeFailures = [];
     private long? _lastDiscovery;
 
-    public ReplicaMonitor(TritonReplicaSet replicas, TritonRouter router, TritonChannels channels, IModelCatalog catalog,
+    public ReplicaMonitor(TritonReplicaSet replicas, TritonRouter router, IModelCatalog catalog,
         IOptions<TritonOptions> triton, IOptions<RoutingOptions> options, HostResolver resolver, TimeProvider time, ILogger<ReplicaMonitor> logger)
     {
         _replicas = replicas;
         _router = router;
-        _channels = channels;
         _catalog = catalog;
         _triton = triton.Value;
         _options = options.Value;
@@ -130,9 +128,9 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         var scrape = replica.Metrics is { } metrics ? ScrapeAsync(replica, metrics, linked.Token) : Task.CompletedTask;
         var failure = await health.ConfigureAwait(false);
         await scrape.ConfigureAwait(false);
-        if (cancellationToken.IsCancellationRequested)
+        if (cancellationToken.IsCancellationRequested || replica.IsRemoved)
         {
-            return;
+            return; // a replica that left discovery meanwhile is neither ejected nor readmitted
         }
         int failures;
         lock (_probeFailures)
@@ -158,7 +156,11 @@ internal sealed partial class ReplicaMonitor : BackgroundService
     {
         try
         {
-            var client = new GRPCInferenceService.GRPCInferenceServiceClient(_channels.Get(replica.Grpc));
+            if (!_replicas.TryGetChannel(replica, out var channel))
+            {
+                return "left discovery";
+            }
+            var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
             var options = new CallOptions(cancellationToken: cancellationToken);
             var server = await client.ServerReadyAsync(new ServerReadyRequest(), options).ConfigureAwait(false);
             if (!server.Ready)

@@ -13,9 +13,18 @@ internal sealed record ReplicaLoad(long Timestamp, double Pending, double Averag
 /// own in-flight requests and tokens on it (exact, updated as requests start, stream and end), and
 /// the last load scraped from its metrics port. Counters are updated lock-free.
 /// </summary>
+/// <remarks>
+/// Membership and in-flight requests share one word, so a request can never be leased on a replica
+/// whose last request has already ended after it left discovery: that state (removed, none in
+/// flight) is final, and whoever reaches it (<see cref="MarkRemoved"/> or the last
+/// <see cref="RemoveRequest"/>) releases the replica's channel, exactly once.
+/// </remarks>
 internal sealed class TritonReplica(Uri grpc, Uri? metrics)
 {
-    private int _inFlight;
+    private const int RemovedFlag = 1 << 30;
+
+    // Low bits: this gateway's requests in flight; RemovedFlag: left discovery.
+    private int _state;
     private long _inFlightTokens;
     private volatile bool _ejected;
     private long _ejectedAt;
@@ -27,7 +36,7 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     public Uri? Metrics { get; } = metrics;
 
     /// <summary>Requests of this gateway running on the replica (from routing until the stream ends).</summary>
-    public int InFlight => Volatile.Read(ref _inFlight);
+    public int InFlight => Volatile.Read(ref _state) & ~RemovedFlag;
 
     /// <summary>Prompt tokens plus tokens still to generate, over this gateway's in-flight requests.</summary>
     public long InFlightTokens => Interlocked.Read(ref _inFlightTokens);
@@ -40,27 +49,72 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     /// <summary>The latest scraped load, or null before the first scrape (or without a metrics endpoint).</summary>
     public ReplicaLoad? Load { get; private set; }
 
-    /// <summary>Whether the replica is still discovered (a replica that left discovery takes no new requests).</summary>
-    public bool IsRemoved { get; set; }
+    /// <summary>Whether the replica left discovery (it takes no new requests; those in flight run to their end).</summary>
+    public bool IsRemoved => (Volatile.Read(ref _state) & RemovedFlag) != 0;
 
     /// <summary>When the router last leased this replica (a sequence number; 0 = never). Breaks ties so idle traffic rotates.</summary>
     public long LastPicked => Volatile.Read(ref _lastPicked);
 
     private long _lastPicked;
 
-    internal void AddRequest(long tokens, long sequence)
+    /// <summary>Counts one more request; false (nothing counted) when the replica has left discovery.</summary>
+    internal bool TryAddRequest(long tokens, long sequence)
     {
+        var state = Volatile.Read(ref _state);
+        while (true)
+        {
+            if ((state & RemovedFlag) != 0)
+            {
+                return false;
+            }
+            var seen = Interlocked.CompareExchange(ref _state, state + 1, state);
+            if (seen == state)
+            {
+                break;
+            }
+            state = seen;
+        }
         Volatile.Write(ref _lastPicked, sequence);
-        Interlocked.Increment(ref _inFlight);
         Interlocked.Add(ref _inFlightTokens, tokens);
+        return true;
     }
 
     internal void RemoveTokens(long tokens) => Interlocked.Add(ref _inFlightTokens, -tokens);
 
-    internal void RemoveRequest(long remainingTokens)
+    /// <summary>One request ended; true when it was the last one of a replica that left discovery (its channel is to be released).</summary>
+    internal bool RemoveRequest(long remainingTokens)
     {
         Interlocked.Add(ref _inFlightTokens, -remainingTokens);
-        Interlocked.Decrement(ref _inFlight);
+        return Interlocked.Decrement(ref _state) == RemovedFlag;
+    }
+
+    /// <summary>The replica left discovery; true when nothing is in flight (its channel is to be released now).</summary>
+    internal bool MarkRemoved() => Interlocked.Or(ref _state, RemovedFlag) == 0;
+
+    /// <summary>
+    /// The address is discovered again while requests still run on the replica: it takes requests
+    /// again. False when its last request has already ended (final; the address needs a new replica).
+    /// </summary>
+    internal bool TryRestore()
+    {
+        var state = Volatile.Read(ref _state);
+        while (true)
+        {
+            if ((state & RemovedFlag) == 0)
+            {
+                return true;
+            }
+            if (state == RemovedFlag)
+            {
+                return false;
+            }
+            var seen = Interlocked.CompareExchange(ref _state, state & ~RemovedFlag, state);
+            if (seen == state)
+            {
+                return true;
+            }
+            state = seen;
+        }
     }
 
     /// <summary>Takes the replica out of rotation; returns false when it already was.</summary>

@@ -72,9 +72,9 @@ internal sealed partial class TritonRouter(
     {
         cancellationToken.ThrowIfCancellationRequested();
         var snapshot = replicas.Replicas;
-        if (Volatile.Read(ref _queued) == 0 && Pick(snapshot, tried) is { } replica)
+        if (Volatile.Read(ref _queued) == 0 && TryLease(snapshot, tried, request) is { } lease)
         {
-            return ValueTask.FromResult(Lease(replica, request));
+            return ValueTask.FromResult(lease);
         }
         if (!HasCandidate(snapshot))
         {
@@ -101,13 +101,13 @@ internal sealed partial class TritonRouter(
                     _queue.Dequeue(); // cancelled or timed out; already uncounted
                     continue;
                 }
-                if (Pick(snapshot, waiter.Tried) is not { } replica)
+                if (TryLease(snapshot, waiter.Tried, waiter.Request) is not { } lease)
                 {
                     break;
                 }
                 _queue.Dequeue();
                 _queued--;
-                waiter.Completion.SetResult(Lease(replica, waiter.Request));
+                waiter.Completion.SetResult(lease);
             }
         }
     }
@@ -144,7 +144,10 @@ internal sealed partial class TritonRouter(
 
     internal void Release(TritonReplica replica, long remainingTokens)
     {
-        replica.RemoveRequest(remainingTokens);
+        if (replica.RemoveRequest(remainingTokens))
+        {
+            replicas.Drained(replica); // the last request of a replica that left discovery
+        }
         Drain();
     }
 
@@ -193,10 +196,20 @@ internal sealed partial class TritonRouter(
     private GatewayException Overloaded(string message) =>
         new(GatewayError.BackendUnavailable, message, null, "overloaded", _options.RetryAfter);
 
-    private ReplicaLease Lease(TritonReplica replica, RouteRequest request)
+    /// <summary>
+    /// A lease on the picked replica, or null when every candidate is saturated. A replica that left
+    /// discovery between the pick and the lease refuses it; it is then skipped and the pick repeats.
+    /// </summary>
+    private ReplicaLease? TryLease(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
     {
-        replica.AddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks));
-        return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens);
+        while (Pick(snapshot, tried) is { } replica)
+        {
+            if (replica.TryAddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks)))
+            {
+                return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens);
+            }
+        }
+        return null;
     }
 
     private static bool HasCandidate(TritonReplica[] snapshot)

@@ -9,12 +9,17 @@ using Microsoft.Extensions.Time.Testing;
 namespace Gateway.Tests.Routing;
 
 /// <summary>The picker on a fake clock with fake metrics: scores, staleness, ejection, saturation, queueing and shedding.</summary>
-public sealed class TritonRouterTests
+public sealed class TritonRouterTests : IDisposable
 {
     private static readonly RouteRequest Normal = new(10, 100, 0);
 
     private readonly FakeTimeProvider _time = new();
-    private readonly TritonReplicaSet _set = new(Options.Create(new TritonOptions()));
+    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
+    private readonly TritonReplicaSet _set;
+
+    public TritonRouterTests() => _set = new(Options.Create(new TritonOptions()), _channels);
+
+    public void Dispose() => _channels.Dispose();
 
     private TritonRouter CreateRouter(int replicas, RoutingOptions? options = null, int seed = 1)
     {
@@ -275,5 +280,56 @@ public sealed class TritonRouterTests
         Assert.Equal(5, PriorityHeader.Apply(request, null, 2).Priority);
         var error = Assert.Throws<GatewayException>(() => PriorityHeader.Apply(request, "urgent", 2));
         Assert.Equal("x-priority", error.Param);
+    }
+
+    [Fact]
+    public async Task ReplicaLeavesWithALeaseHeld_TakesNoNewRequest_AndItsChannelIsReleasedWhenTheLeaseEnds()
+    {
+        var router = CreateRouter(2);
+        var leaving = Replica(0);
+        var staying = Replica(1);
+        _channels.Get(leaving.Grpc); // built, not connected
+        var held = await router.AcquireAsync(Normal, [staying], default);
+        Assert.Same(leaving, held.Replica);
+
+        _set.Update([(staying.Grpc, staying.Metrics)]);
+
+        Assert.True(leaving.IsRemoved);
+        Assert.True(_channels.Contains(leaving.Grpc));
+        using (var next = await router.AcquireAsync(Normal, [staying], default))
+        {
+            Assert.Same(staying, next.Replica); // even when the other one was tried already
+        }
+        held.Dispose();
+        Assert.False(_channels.Contains(leaving.Grpc));
+        Assert.Equal(0, leaving.InFlight);
+        Assert.Equal(0, leaving.InFlightTokens);
+    }
+
+    [Fact]
+    public void RemovedReplica_RefusesNewRequests_AndOnlyItsLastRequestReportsTheDrain()
+    {
+        var replica = new TritonReplica(new Uri("http://10.0.0.9:8001"), null);
+        Assert.True(replica.TryAddRequest(10, 1));
+        Assert.True(replica.TryAddRequest(10, 2));
+
+        Assert.False(replica.MarkRemoved()); // two in flight
+        Assert.False(replica.TryAddRequest(10, 3));
+        Assert.Equal(2, replica.InFlight);
+        Assert.False(replica.RemoveRequest(10));
+        Assert.True(replica.RemoveRequest(10));
+        Assert.False(replica.TryRestore()); // final: its address needs a new replica
+        Assert.Equal((0, 0L), (replica.InFlight, replica.InFlightTokens));
+
+        var idle = new TritonReplica(new Uri("http://10.0.0.10:8001"), null);
+        Assert.True(idle.MarkRemoved());
+        Assert.False(idle.MarkRemoved()); // reported once
+
+        var busy = new TritonReplica(new Uri("http://10.0.0.11:8001"), null);
+        Assert.True(busy.TryAddRequest(10, 4));
+        Assert.False(busy.MarkRemoved());
+        Assert.True(busy.TryRestore());
+        Assert.False(busy.IsRemoved);
+        Assert.False(busy.RemoveRequest(10)); // back in discovery: nothing to release
     }
 }
