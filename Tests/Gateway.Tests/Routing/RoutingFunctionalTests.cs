@@ -165,6 +165,9 @@ public sealed class RoutingFunctionalTests
             ["Gateway:Triton:Endpoints:0"] = null,
             ["Gateway:Triton:HeadlessService"] = $"triton-headless:{triton.Address.Port}",
             ["Gateway:Triton:HeadlessMetricsPort"] = "8002",
+            // Only the test's own RefreshAsync runs rounds: advancing the fake clock past a short probe
+            // interval would also fire the monitor's timer, whose round could overlap the test's.
+            ["Gateway:Routing:ProbeInterval"] = "01:00:00",
         }, time, services => services.AddSingleton<HostResolver>((host, _) =>
         {
             lock (resolved)
