@@ -22,8 +22,7 @@ internal static class BenchmarkRunner
         if (options.Scenarios.Contains(BenchmarkOptions.LlamaScenario))
         {
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.LlamaScenario} ...");
-            await LlamaShapeBenchmark.RunAsync(options, report, log, cancellationToken);
-            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} {report.Rows[^1]}");
+            await LlamaShapeBenchmark.RunAsync(options, report, log, cancellationToken); // logs each row itself
         }
 
         var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
