@@ -5,17 +5,28 @@ namespace Benchmarks;
 /// <summary>Command-line options of the harness (see Benchmarks/README.md).</summary>
 internal sealed record BenchmarkOptions
 {
+    /// <summary>The default scenarios (the gateway on emulated FasterTransformer models).</summary>
     public static readonly string[] AllScenarios = ["rates", "streams", "idle", "soak"];
+
+    /// <summary>Real llama.cpp speed of a TinyLlama-1.1B-shaped model; minutes and ~3 GB of disk, so only when asked for.</summary>
+    public const string LlamaScenario = "llama";
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak   which scenarios (default: all)
+          --scenarios rates,streams,idle,soak,llama   which scenarios (default: rates,streams,idle,soak;
+                                'llama' runs only when named)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
           --idle-streams <n>    concurrent slow streams for 'idle' (default 10000)
           --soak <s>            soak duration in seconds (default 60)
           --max-tokens <n>      completion tokens per stream (default 64)
+          --llama-tokens <n>    'llama': completion tokens per stream (default 128)
+          --llama-prompt-words <n>  'llama': words in the prompt, one token each (default 180, ~200 tokens)
+          --llama-repeats <n>   'llama': runs per measurement (default 4)
+          --llama-threads <n>   'llama': llama.cpp threads, the model's emulator_threads (default 2)
           --in-process          host emulator and gateway in this process (no per-component RSS)
           --smoke               seconds-long run of every scenario at small sizes (CI)
           --output <file>       markdown report (default BENCHMARKS.md in the repository root)
@@ -33,6 +44,10 @@ internal sealed record BenchmarkOptions
     public TimeSpan Soak { get; init; } = TimeSpan.FromSeconds(60);
     public int SoakConcurrency { get; init; } = 200;
     public int MaxTokens { get; init; } = 64;
+    public int LlamaTokens { get; init; } = 128;
+    public int LlamaPromptWords { get; init; } = 180;
+    public int LlamaRepeats { get; init; } = 4;
+    public int LlamaThreads { get; init; } = 2;
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
     public string? Output { get; init; }
@@ -59,6 +74,10 @@ internal sealed record BenchmarkOptions
                 case "--idle-streams": options = options with { IdleStreams = Int() }; break;
                 case "--soak": options = options with { Soak = TimeSpan.FromSeconds(Int()) }; break;
                 case "--max-tokens": options = options with { MaxTokens = Int() }; break;
+                case "--llama-tokens": options = options with { LlamaTokens = Int() }; break;
+                case "--llama-prompt-words": options = options with { LlamaPromptWords = Int() }; break;
+                case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
+                case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--output": options = options with { Output = Next() }; break;
                 case "--notes": options = options with { Notes = Next() }; break;
@@ -68,15 +87,15 @@ internal sealed record BenchmarkOptions
         }
         foreach (var scenario in options.Scenarios)
         {
-            if (!AllScenarios.Contains(scenario))
+            if (!KnownScenarios.Contains(scenario))
             {
-                throw new ArgumentException($"unknown scenario '{scenario}' (known: {string.Join(", ", AllScenarios)})");
+                throw new ArgumentException($"unknown scenario '{scenario}' (known: {string.Join(", ", KnownScenarios)})");
             }
         }
         return options;
     }
 
-    /// <summary>Every scenario at a size that runs in seconds: for CI, where the numbers mean nothing.</summary>
+    /// <summary>Every scenario at a size that runs in seconds (the llama scenario on a tiny shape): for CI, where the numbers mean nothing.</summary>
     public static BenchmarkOptions Smoked(BenchmarkOptions options) => options with
     {
         Smoke = true,
@@ -89,5 +108,8 @@ internal sealed record BenchmarkOptions
         Soak = TimeSpan.FromSeconds(2),
         SoakConcurrency = 10,
         MaxTokens = 16,
+        LlamaTokens = 8,
+        LlamaPromptWords = 20,
+        LlamaRepeats = 1,
     };
 }

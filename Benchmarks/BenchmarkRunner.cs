@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Benchmarks.Hosting;
+using Benchmarks.Llama;
 using Benchmarks.Load;
 using Benchmarks.Report;
 
@@ -12,20 +13,48 @@ internal static class BenchmarkRunner
     {
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
+        var report = new BenchmarkReport();
+        var fasterTransformer = options.Scenarios.Where(static s => s != BenchmarkOptions.LlamaScenario).ToList();
+        if (fasterTransformer.Count > 0)
+        {
+            await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
+        }
+        if (options.Scenarios.Contains(BenchmarkOptions.LlamaScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.LlamaScenario} ...");
+            await LlamaShapeBenchmark.RunAsync(options, report, log, cancellationToken); // logs each row itself
+        }
+
+        var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
+        if (NotesFile(options) is { } notes)
+        {
+            // Analysis is written by hand in its own file, so a rerun regenerates the numbers without losing it.
+            markdown += $"\n## Analysis (hand-written, from {Path.GetRelativePath(Path.GetDirectoryName(ModelRepository.FindModels())!, notes)}; it may describe an earlier run)\n\n"
+                + (await File.ReadAllTextAsync(notes, cancellationToken)).Trim() + "\n";
+        }
+        log.WriteLine(markdown);
+        var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
+        await File.WriteAllTextAsync(output, markdown, cancellationToken);
+        log.WriteLine($"wrote {output}");
+        return report;
+    }
+
+    /// <summary>The scenarios on the emulated FasterTransformer models (zero-latency and slow), direct and through the gateway.</summary>
+    private static async Task RunFasterTransformerAsync(BenchmarkOptions options, IReadOnlyList<string> scenarios, BenchmarkReport report, TextWriter log, CancellationToken cancellationToken)
+    {
         using var repository = ModelRepository.Create(options.IdleStep, Math.Max(options.IdleStreams, options.Concurrency));
         await using var emulator = await ComponentHost.StartAsync("emulator", ComponentHost.EmulatorSettings(repository.Path), options.InProcess, cancellationToken);
         await using var gateway = await ComponentHost.StartAsync("gateway", ComponentHost.GatewaySettings(emulator.Grpc), options.InProcess, cancellationToken);
         using var http = LoadClient.CreateHttpClient();
         using var direct = new DirectGrpcClient(emulator.Grpc);
         var client = new LoadClient(http, gateway.Rest, direct, ComponentHost.ApiKey);
-        var report = new BenchmarkReport();
         log.WriteLine($"emulator {emulator.Rest} gateway {gateway.Rest}; {Machine.Describe()}");
 
         // Warm-up: JIT, tokenizer, connection pools on both paths.
         await StreamsAsync(client, Target.Gateway, "gpt-j-6b", Math.Min(options.Concurrency, 50), options.MaxTokens, TimeSpan.FromSeconds(1), TimeSpan.Zero, gateway, cancellationToken);
         await StreamsAsync(client, Target.Direct, "gpt-j-6b", Math.Min(options.Concurrency, 50), options.MaxTokens, TimeSpan.FromSeconds(1), TimeSpan.Zero, emulator, cancellationToken);
 
-        foreach (var scenario in options.Scenarios)
+        foreach (var scenario in scenarios)
         {
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {scenario} ...");
             switch (scenario)
@@ -57,19 +86,6 @@ internal static class BenchmarkRunner
             }
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} {report.Rows[^1]}");
         }
-
-        var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
-        if (NotesFile(options) is { } notes)
-        {
-            // Analysis is written by hand in its own file, so a rerun regenerates the numbers without losing it.
-            markdown += $"\n## Analysis (hand-written, from {Path.GetRelativePath(Path.GetDirectoryName(ModelRepository.FindModels())!, notes)}; it may describe an earlier run)\n\n"
-                + (await File.ReadAllTextAsync(notes, cancellationToken)).Trim() + "\n";
-        }
-        log.WriteLine(markdown);
-        var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
-        await File.WriteAllTextAsync(output, markdown, cancellationToken);
-        log.WriteLine($"wrote {output}");
-        return report;
     }
 
     private static string? NotesFile(BenchmarkOptions options)

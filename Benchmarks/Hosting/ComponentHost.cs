@@ -42,9 +42,29 @@ internal static class ComponentHost
         ["Logging:LogLevel:Default"] = "Warning",
     };
 
+    /// <summary>The gateway in front of the emulated FasterTransformer models (<c>gpt-j-6b</c>, <c>gpt-j-6b-slow</c>).</summary>
     public static Dictionary<string, string> GatewaySettings(Uri triton)
     {
-        var settings = new Dictionary<string, string>
+        var settings = BaseGatewaySettings(triton);
+        foreach (var (id, tritonModel) in new[] { ("gpt-j-6b", ModelRepository.FastModel), ("gpt-j-6b-slow", ModelRepository.SlowModel) })
+        {
+            settings[$"Gateway:Models:{id}:TritonModel"] = tritonModel;
+            settings[$"Gateway:Models:{id}:Contract"] = "fastertransformer";
+            settings[$"Gateway:Models:{id}:Tokenizer"] = "gpt2";
+            settings[$"Gateway:Models:{id}:ChatTemplate"] = "gpt-plain";
+            settings[$"Gateway:Models:{id}:ContextWindow"] = "2048";
+            settings[$"Gateway:Models:{id}:MaxOutputTokens"] = "1024";
+            // An end id the synthetic corpus never produces: every stream runs to max_tokens.
+            settings[$"Gateway:Models:{id}:EndId"] = "50255";
+            settings[$"Gateway:Models:{id}:StartId"] = "50256";
+        }
+        return settings;
+    }
+
+    /// <summary>Ports, the Triton endpoint, timeouts, routing and the API key; the catalogue is the caller's.</summary>
+    public static Dictionary<string, string> BaseGatewaySettings(Uri triton)
+    {
+        return new Dictionary<string, string>
         {
             ["Gateway:RestPort"] = "0",
             ["Gateway:GrpcPort"] = "0",
@@ -60,19 +80,6 @@ internal static class ComponentHost
             ["Gateway:ApiKeys:bench:AllowedModels:0"] = "*",
             ["Logging:LogLevel:Default"] = "Warning",
         };
-        foreach (var (id, tritonModel) in new[] { ("gpt-j-6b", ModelRepository.FastModel), ("gpt-j-6b-slow", ModelRepository.SlowModel) })
-        {
-            settings[$"Gateway:Models:{id}:TritonModel"] = tritonModel;
-            settings[$"Gateway:Models:{id}:Contract"] = "fastertransformer";
-            settings[$"Gateway:Models:{id}:Tokenizer"] = "gpt2";
-            settings[$"Gateway:Models:{id}:ChatTemplate"] = "gpt-plain";
-            settings[$"Gateway:Models:{id}:ContextWindow"] = "2048";
-            settings[$"Gateway:Models:{id}:MaxOutputTokens"] = "1024";
-            // An end id the synthetic corpus never produces: every stream runs to max_tokens.
-            settings[$"Gateway:Models:{id}:EndId"] = "50255";
-            settings[$"Gateway:Models:{id}:StartId"] = "50256";
-        }
-        return settings;
     }
 
     public static async Task<IComponent> StartAsync(string kind, Dictionary<string, string> settings, bool inProcess, CancellationToken cancellationToken)

@@ -1,8 +1,11 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Benchmarks.Load;
 
@@ -25,7 +28,9 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
 {
     private const string Prompt = "The quick brown fox is";
     private static readonly byte[] TextKey = "\"text\":\""u8.ToArray();
+    private static readonly byte[] ContentKey = "\"content\":\""u8.ToArray();
     private static readonly byte[] CompletionTokensKey = "\"completion_tokens\":"u8.ToArray();
+    private static readonly byte[] PromptTokensKey = "\"prompt_tokens\":"u8.ToArray();
 
     public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
     {
@@ -92,26 +97,53 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
             }
             return result;
         }
+        using var request = Request(model, maxTokens, stream: true);
+        var (streamed, _) = await ReadStreamAsync(request, TextKey, maxTokens, interTokenMs, onFirstToken, cancellationToken);
+        return streamed;
+    }
+
+    /// <summary>
+    /// One streamed chat completion (<c>/v1/chat/completions</c>) of one user message, greedy, with
+    /// usage; the result's tokens are the usage's completion tokens, and <c>PromptTokens</c> its prompt tokens.
+    /// </summary>
+    public async Task<(RequestResult Result, int PromptTokens)> StreamChatAsync(string model, string userMessage, int maxTokens, List<double> interTokenMs, CancellationToken cancellationToken)
+    {
+        var body = new StringBuilder()
+            .Append("{\"model\":").Append(JsonSerializer.Serialize(model, LoadJson.Default.String))
+            .Append(",\"messages\":[{\"role\":\"user\",\"content\":").Append(JsonSerializer.Serialize(userMessage, LoadJson.Default.String))
+            .Append(CultureInfo.InvariantCulture, $"}}],\"max_tokens\":{maxTokens},\"temperature\":0,\"stream\":true,\"stream_options\":{{\"include_usage\":true}}}}")
+            .ToString();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(gateway, "/v1/chat/completions")) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        return await ReadStreamAsync(request, ContentKey, maxTokens, interTokenMs, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> and reads its SSE stream with a byte-level parser: the first
+    /// event whose <paramref name="textKey"/> carries text is the first token; usage gives the counts.
+    /// Ok when the stream ended with <c>[DONE]</c>, no error and exactly <paramref name="maxTokens"/> completion tokens.
+    /// </summary>
+    private async Task<(RequestResult Result, int PromptTokens)> ReadStreamAsync(HttpRequestMessage request, byte[] textKey, int maxTokens,
+        List<double> interTokenMs, Action? onFirstToken, CancellationToken cancellationToken)
+    {
         var start = Stopwatch.GetTimestamp();
         var buffer = ArrayPool<byte>.Shared.Rent(8192);
         var ttft = 0.0;
         var tokens = 0;
+        var promptTokens = 0;
         var done = false;
         var failed = false;
         try
         {
-            using var request = Request(model, maxTokens, stream: true);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             if (!response.IsSuccessStatusCode)
             {
-                return new RequestResult(false, 0, 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                return (new RequestResult(false, 0, 0, Stopwatch.GetElapsedTime(start).TotalMilliseconds), 0);
             }
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
             var filled = 0;
             var last = 0L;
             var first = 0L;
-            var gaps = 0;
-            var content = TextKey;
             var count = CompletionTokensKey;
             while (!done)
             {
@@ -144,8 +176,8 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
                         done = true;
                         break;
                     }
-                    var at = data.IndexOf(content);
-                    if (at >= 0 && at + content.Length < data.Length && data[at + content.Length] != (byte)'"')
+                    var at = data.IndexOf(textKey);
+                    if (at >= 0 && at + textKey.Length < data.Length && data[at + textKey.Length] != (byte)'"')
                     {
                         var now = Stopwatch.GetTimestamp();
                         if (last == 0)
@@ -154,16 +186,13 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
                             first = now;
                             onFirstToken?.Invoke();
                         }
-                        else
-                        {
-                            gaps++;
-                        }
                         last = now;
                     }
                     var n = LastNumberAfter(data, count);
                     if (n > 0)
                     {
                         tokens = n;
+                        promptTokens = LastNumberAfter(data, PromptTokensKey);
                     }
                     if (data.SequenceEqual("data: [DONE]"u8))
                     {
@@ -188,7 +217,7 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
             ArrayPool<byte>.Shared.Return(buffer);
         }
         var ok = done && !failed && tokens == maxTokens;
-        return new RequestResult(ok, ttft, tokens, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        return (new RequestResult(ok, ttft, tokens, Stopwatch.GetElapsedTime(start).TotalMilliseconds), promptTokens);
     }
 
     private static int LastNumberAfter(ReadOnlySpan<byte> data, ReadOnlySpan<byte> key)
@@ -201,3 +230,6 @@ internal sealed class LoadClient(HttpClient http, Uri gateway, DirectGrpcClient 
         return Utf8Parser.TryParse(data[(at + key.Length)..], out int value, out _) ? value : 0;
     }
 }
+
+[JsonSerializable(typeof(string))]
+internal sealed partial class LoadJson : JsonSerializerContext;

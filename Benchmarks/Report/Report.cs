@@ -35,6 +35,9 @@ internal sealed class BenchmarkReport
 {
     public List<ResultRow> Rows { get; } = [];
     public List<string> Notes { get; } = [];
+
+    /// <summary>Markdown sections a scenario adds after the tables (e.g. the llama scenario's model and speeds).</summary>
+    public List<string> Sections { get; } = [];
     public long Errors => Rows.Sum(r => r.Errors);
 
     public const string TableHeader =
@@ -47,8 +50,16 @@ internal sealed class BenchmarkReport
         md.Append("# Benchmarks\n\n");
         md.Append(c, $"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC in {elapsed.TotalSeconds:0} s{(options.Smoke ? " (smoke: sizes too small to mean anything)" : "")}, ")
           .Append(options.InProcess ? "emulator, gateway and load generator in one process" : "emulator and gateway as separate processes (RSS per component)")
-          .Append(", HTTP/1.1 loopback, emulator timing profile zero-latency (idle scenario: one decode step per ")
-          .Append(c, $"{options.IdleStep.TotalMilliseconds:0} ms).\n\n");
+          .Append(", HTTP/1.1 loopback");
+        if (options.Scenarios.Any(static s => s != BenchmarkOptions.LlamaScenario))
+        {
+            md.Append(", emulator timing profile zero-latency (idle scenario: one decode step per ").Append(c, $"{options.IdleStep.TotalMilliseconds:0} ms)");
+        }
+        if (options.Scenarios.Contains(BenchmarkOptions.LlamaScenario))
+        {
+            md.Append(", llama rows: real llama.cpp inference (see the llama section)");
+        }
+        md.Append(".\n\n");
         md.Append("Machine: ").Append(Machine.Describe()).Append("  \n");
         md.Append("Load average (1/5/15 min) before: ").Append(loadBefore).Append(", after: ").Append(loadAfter).Append("  \n");
         md.Append("Command: `dotnet run -c Release --project Benchmarks -- ").Append(string.Join(' ', Environment.GetCommandLineArgs().Skip(1))).Append("`\n\n");
@@ -69,6 +80,10 @@ internal sealed class BenchmarkReport
             {
                 md.Append(c, $"| {gateway.Scenario} | {gateway.Ttft.P50 - direct.Ttft.P50:0.000} | {gateway.Ttft.P99 - direct.Ttft.P99:0.000} | {gateway.InterToken.P50 - direct.InterToken.P50:0.000} | {gateway.InterToken.P99 - direct.InterToken.P99:0.000} |\n");
             }
+        }
+        foreach (var section in Sections)
+        {
+            md.Append('\n').Append(section.TrimEnd()).Append('\n');
         }
         if (Notes.Count > 0)
         {

@@ -46,5 +46,34 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Fact]
+    public async Task LlamaSmokeRun_ServesAQuantizedLlamaShapeThroughTheGateway_WithNoErrors()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"bench-llama-smoke-{Guid.NewGuid():N}.md");
+        try
+        {
+            // A tiny llama shape: written as F16, quantized to Q4_K_M by llama.cpp, served as a vLLM model.
+            var options = BenchmarkOptions.Parse(["--smoke", "--in-process", "--scenarios", "llama", "--output", output])!;
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            var report = await BenchmarkRunner.RunAsync(options, TextWriter.Null, cancel.Token);
+
+            // 1 and 2 streams, direct and gateway; every stream ran to max_tokens.
+            Assert.Equal(4, report.Rows.Count);
+            Assert.All(report.Rows, static row =>
+            {
+                Assert.Equal(0, row.Errors);
+                Assert.True(row.Requests > 0);
+                Assert.True(row.Ttft.P50 > 0 && row.InterToken.P50 > 0 && row.TokensPerSecond > 0, row.ToString());
+            });
+            var markdown = await File.ReadAllTextAsync(output);
+            Assert.Contains("## llama: TinyLlama-1.1B-shaped Q4_K_M on llama.cpp", markdown, StringComparison.Ordinal);
+            Assert.Contains("Random weights: speed only, not quality", markdown, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static string[] Cells(string line) => [.. line.Trim('|').Split('|').Select(c => c.Trim())];
 }

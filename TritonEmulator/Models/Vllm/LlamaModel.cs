@@ -159,6 +159,16 @@ internal static partial class LlamaNative
         }
     }
 
+    /// <summary>
+    /// Configures llama.cpp and loads its native library now. Needed before calls that do not load it
+    /// themselves: <c>LLamaQuantizer</c> calls llama.cpp without going through LLamaSharp's loader.
+    /// </summary>
+    public static void EnsureLoaded()
+    {
+        EnsureConfigured();
+        NativeApi.llama_empty_call();
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "llama.cpp {Level}: {Message}")]
     private static partial void LogNative(ILogger logger, string level, string message);
 }

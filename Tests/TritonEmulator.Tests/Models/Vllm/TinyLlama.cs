@@ -1,4 +1,4 @@
-using System.Text;
+using TritonEmulator.Gguf;
 
 namespace TritonEmulator.Tests.Models.Vllm;
 
@@ -186,138 +186,30 @@ internal sealed class TinyLlama
         };
     }
 
-    /// <summary>Writes the model as a GGUF v3 file.</summary>
+    /// <summary>The model's hyperparameters.</summary>
+    public static LlamaShape Shape { get; } = new(Vocab, Dim, Layers, Heads, KvHeads, Ffn, Context) { RopeFreqBase = RopeBase, RmsEpsilon = Epsilon };
+
+    /// <summary>Writes the model as a GGUF v3 file, all F32.</summary>
     public void WriteGguf(string path)
     {
-        using var file = File.Create(path);
-        using var w = new BinaryWriter(file, Encoding.UTF8);
-        var tensors = new List<(string Name, long[] Dims, float[] Data)>
-        {
-            ("token_embd.weight", [Dim, Vocab], TokenEmbedding),
-        };
-        for (var l = 0; l < Layers; l++)
-        {
-            var layer = Layer[l];
-            tensors.Add(($"blk.{l}.attn_norm.weight", [Dim], layer.AttnNorm));
-            tensors.Add(($"blk.{l}.attn_q.weight", [Dim, Dim], layer.Q));
-            tensors.Add(($"blk.{l}.attn_k.weight", [Dim, KvDim], layer.K));
-            tensors.Add(($"blk.{l}.attn_v.weight", [Dim, KvDim], layer.V));
-            tensors.Add(($"blk.{l}.attn_output.weight", [Dim, Dim], layer.O));
-            tensors.Add(($"blk.{l}.ffn_norm.weight", [Dim], layer.FfnNorm));
-            tensors.Add(($"blk.{l}.ffn_gate.weight", [Dim, Ffn], layer.Gate));
-            tensors.Add(($"blk.{l}.ffn_up.weight", [Dim, Ffn], layer.Up));
-            tensors.Add(($"blk.{l}.ffn_down.weight", [Ffn, Dim], layer.Down));
-        }
-        tensors.Add(("output_norm.weight", [Dim], OutputNorm));
-        tensors.Add(("output.weight", [Dim, Vocab], Output));
-
-        var kv = new List<Action>();
-        var count = 0;
-        void U32(string key, uint value)
-        {
-            count++;
-            kv.Add(() => { Str(key); w.Write(4u); w.Write(value); });
-        }
-        void F32(string key, float value)
-        {
-            count++;
-            kv.Add(() => { Str(key); w.Write(6u); w.Write(value); });
-        }
-        void Bool(string key, bool value)
-        {
-            count++;
-            kv.Add(() => { Str(key); w.Write(7u); w.Write((byte)(value ? 1 : 0)); });
-        }
-        void String(string key, string value)
-        {
-            count++;
-            kv.Add(() => { Str(key); w.Write(8u); Str(value); });
-        }
-        void Array<T>(string key, uint type, T[] values, Action<T> write)
-        {
-            count++;
-            kv.Add(() =>
-            {
-                Str(key);
-                w.Write(9u);
-                w.Write(type);
-                w.Write((ulong)values.Length);
-                foreach (var v in values)
-                {
-                    write(v);
-                }
-            });
-        }
-        void Str(string s)
-        {
-            var bytes = Encoding.UTF8.GetBytes(s);
-            w.Write((ulong)bytes.Length);
-            w.Write(bytes);
-        }
-
-        String("general.architecture", "llama");
-        String("general.name", "tiny-alphabet");
-        U32("general.alignment", 32);
-        U32("general.file_type", 0);
-        U32("llama.context_length", Context);
-        U32("llama.embedding_length", Dim);
-        U32("llama.block_count", Layers);
-        U32("llama.feed_forward_length", Ffn);
-        U32("llama.attention.head_count", Heads);
-        U32("llama.attention.head_count_kv", KvHeads);
-        U32("llama.rope.dimension_count", HeadDim);
-        F32("llama.rope.freq_base", RopeBase);
-        F32("llama.attention.layer_norm_rms_epsilon", Epsilon);
-        U32("llama.vocab_size", Vocab);
-        String("tokenizer.ggml.model", "llama");
-        Array("tokenizer.ggml.tokens", 8u, Tokens, Str);
-        Array("tokenizer.ggml.scores", 6u, Scores, v => w.Write(v));
-        Array("tokenizer.ggml.token_type", 5u, TokenTypes, v => w.Write(v));
-        U32("tokenizer.ggml.bos_token_id", Bos);
-        U32("tokenizer.ggml.eos_token_id", Eos);
-        U32("tokenizer.ggml.unknown_token_id", Unknown);
-        Bool("tokenizer.ggml.add_bos_token", true);
-        Bool("tokenizer.ggml.add_eos_token", false);
-
-        w.Write("GGUF"u8);
-        w.Write(3u);
-        w.Write((ulong)tensors.Count);
-        w.Write((ulong)count);
-        foreach (var write in kv)
-        {
-            write();
-        }
-        ulong offset = 0;
-        foreach (var (name, dims, data) in tensors)
-        {
-            Str(name);
-            w.Write((uint)dims.Length);
-            foreach (var d in dims)
-            {
-                w.Write((ulong)d);
-            }
-            w.Write(0u); // GGML_TYPE_F32
-            w.Write(offset);
-            offset = Align(offset + (ulong)data.Length * 4);
-        }
-        Pad();
-        foreach (var (_, _, data) in tensors)
-        {
-            foreach (var v in data)
-            {
-                w.Write(v);
-            }
-            Pad();
-        }
-
-        static ulong Align(ulong value) => (value + 31) / 32 * 32;
-        void Pad()
-        {
-            w.Flush();
-            while (file.Position % 32 != 0)
-            {
-                w.Write((byte)0);
-            }
-        }
+        var vocabulary = new SentencePieceVocabulary(Tokens, Scores, TokenTypes, Bos, Eos, Unknown);
+        LlamaGguf.Create("tiny-alphabet", Shape, vocabulary, GgmlType.F32, tensor => GgufWriter.Values(Values(tensor))).WriteTo(path);
     }
+
+    private float[] Values(LlamaTensor tensor) => tensor.Role switch
+    {
+        LlamaTensorRole.TokenEmbedding => TokenEmbedding,
+        LlamaTensorRole.AttentionNorm => Layer[tensor.Layer].AttnNorm,
+        LlamaTensorRole.Query => Layer[tensor.Layer].Q,
+        LlamaTensorRole.Key => Layer[tensor.Layer].K,
+        LlamaTensorRole.Value => Layer[tensor.Layer].V,
+        LlamaTensorRole.AttentionOutput => Layer[tensor.Layer].O,
+        LlamaTensorRole.FfnNorm => Layer[tensor.Layer].FfnNorm,
+        LlamaTensorRole.Gate => Layer[tensor.Layer].Gate,
+        LlamaTensorRole.Up => Layer[tensor.Layer].Up,
+        LlamaTensorRole.Down => Layer[tensor.Layer].Down,
+        LlamaTensorRole.OutputNorm => OutputNorm,
+        LlamaTensorRole.Output => Output,
+        _ => throw new ArgumentOutOfRangeException(nameof(tensor), tensor.Role, null),
+    };
 }
