@@ -45,7 +45,8 @@ public sealed class VllmDiscoveryTests : IAsyncLifetime
     [Fact]
     public async Task UnconfiguredVllmModel_IsListedAndAnswersThroughTheOpenAiSdk()
     {
-        var listed = await WaitForModelAsync(TinyLlamaEngine.TwoContextModel);
+        // Discovery adds the models of one index read one after another: wait for both.
+        var listed = await WaitForModelsAsync(TinyLlamaEngine.TwoContextModel, TinyLlamaEngine.SingleContextModel);
 
         Assert.Contains("tiny-chat", listed);
         Assert.Contains(TinyLlamaEngine.SingleContextModel, listed);
@@ -79,7 +80,7 @@ public sealed class VllmDiscoveryTests : IAsyncLifetime
         Assert.Null(TritonModelDiscovery.ToCatalogEntry(new ModelConfig { Name = "fastertransformer", Backend = "fastertransformer" }, options));
     }
 
-    private async Task<List<string>> WaitForModelAsync(string model)
+    private async Task<List<string>> WaitForModelsAsync(params string[] models)
     {
         using var timeout = new CancellationTokenSource(Wait);
         while (true)
@@ -87,7 +88,7 @@ public sealed class VllmDiscoveryTests : IAsyncLifetime
             var body = await _gateway.Http.GetStringAsync("/v1/models", timeout.Token);
             var ids = JsonDocument.Parse(body).RootElement.GetProperty("data").EnumerateArray()
                 .Select(static m => m.GetProperty("id").GetString()!).ToList();
-            if (ids.Contains(model))
+            if (models.All(ids.Contains))
             {
                 return ids;
             }
