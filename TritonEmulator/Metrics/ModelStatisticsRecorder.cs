@@ -41,12 +41,12 @@ internal sealed class ModelStatisticsRecorder : ISchedulerObserver
 
     public void QueueChanged(int pendingRequests) => _metrics.Pending.WithLabels(_name, _version).Set(pendingRequests);
 
-    public void Executed(int batchSize, TimeSpan compute)
+    public void Executed(int batchSize, int inferences, TimeSpan compute)
     {
         lock (_gate)
         {
             _executionCount++;
-            _inferenceCount += (ulong)batchSize;
+            _inferenceCount += (ulong)inferences;
             if (!_batches.TryGetValue((ulong)batchSize, out var batch))
             {
                 batch = new InferBatchStatistics
@@ -61,7 +61,7 @@ internal sealed class ModelStatisticsRecorder : ISchedulerObserver
             Add(batch.ComputeInfer, compute);
         }
         _metrics.ExecutionCount.WithLabels(_name, _version).Inc();
-        _metrics.InferenceCount.WithLabels(_name, _version).Inc(batchSize);
+        _metrics.InferenceCount.WithLabels(_name, _version).Inc(inferences);
     }
 
     public void ResponseWritten(int index, TimeSpan compute)

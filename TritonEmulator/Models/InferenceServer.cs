@@ -104,7 +104,7 @@ internal sealed partial class InferenceServer(
             {
                 gpu.Register(definition.Name, timing.GpuMemoryTotalBytes, timing.WeightsBytes, timing.KvBytesPerToken, settings.MaxBatchSize);
             }
-            var scheduler = new ModelScheduler(settings, timing, time, statistics, loggerFactory.CreateLogger<ModelScheduler>());
+            var scheduler = new ModelScheduler(settings, timing, time, statistics, loggerFactory.CreateLogger<ModelScheduler>(), backend as IBatchedExecution);
             scheduler.Start();
             LogModelLoaded(_logger, definition.Name, version, config.Backend, settings.Mode.ToString(), timing.Name);
             return new ServedModel

@@ -28,12 +28,30 @@ internal interface IScheduledWork
     void Fail(InferenceException error);
 }
 
+/// <summary>
+/// Optional, for a model that runs one forward pass per step for all its running requests (vLLM's
+/// continuous batching): the scheduler calls <see cref="Execute"/> once per step with the active
+/// works, then each work's <see cref="IScheduledWork.Step"/> consumes its share of the result.
+/// The scheduler counts one execution per call, whatever the number of works.
+/// </summary>
+internal interface IBatchedExecution
+{
+    /// <summary>
+    /// Runs the step's forward pass for <paramref name="works"/> (in order). Throwing fails every one of them.
+    /// </summary>
+    void Execute(IReadOnlyList<IScheduledWork> works);
+}
+
 /// <summary>What the scheduler reports, for statistics and metrics; it knows nothing of protocols.</summary>
 internal interface ISchedulerObserver
 {
     void QueueChanged(int pendingRequests);
 
-    void Executed(int batchSize, TimeSpan compute);
+    /// <summary>
+    /// One model execution of <paramref name="batchSize"/> rows, of which <paramref name="inferences"/>
+    /// are requests' rows counted for the first time (a request that runs in several steps counts once).
+    /// </summary>
+    void Executed(int batchSize, int inferences, TimeSpan compute);
 
     void ResponseWritten(int index, TimeSpan compute);
 

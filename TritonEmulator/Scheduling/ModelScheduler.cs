@@ -6,6 +6,8 @@ namespace TritonEmulator.Scheduling;
 /// The engine loop of one model: a priority queue with Triton's queue policies in front of a batch
 /// that runs either statically (FasterTransformer: until its longest sequence ends) or in flight
 /// (sequences join and leave at every step). All waits go through the injected <see cref="TimeProvider"/>.
+/// A model that batches its own forward pass (<see cref="IBatchedExecution"/>) runs it once per step,
+/// before the works' steps, and each in-flight step counts as one execution.
 /// </summary>
 internal sealed partial class ModelScheduler : IAsyncDisposable
 {
@@ -17,6 +19,8 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private readonly object _gate = new();
     private readonly LinkedList<Entry>[] _queues;
     private readonly List<Entry> _active = [];
+    private readonly IBatchedExecution? _batched;
+    private readonly List<IScheduledWork> _stepWorks = [];
     private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _wake = NewSignal();
     private TaskCompletionSource _waitChanged = NewSignal();
@@ -26,8 +30,9 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private Task _loop = Task.CompletedTask;
     private int _disposed;
 
-    public ModelScheduler(SchedulerSettings settings, TimingProfile timing, TimeProvider time, ISchedulerObserver observer, ILogger logger)
+    public ModelScheduler(SchedulerSettings settings, TimingProfile timing, TimeProvider time, ISchedulerObserver observer, ILogger logger, IBatchedExecution? batched = null)
     {
+        _batched = batched;
         _settings = settings;
         _timing = timing;
         _time = time;
@@ -267,7 +272,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     {
         if (_batchRows > 0)
         {
-            _observer.Executed(_batchRows, _time.GetElapsedTime(_batchStartedAt));
+            _observer.Executed(_batchRows, _batchRows, _time.GetElapsedTime(_batchStartedAt));
             _batchRows = 0;
         }
     }
@@ -288,12 +293,26 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         var cost = (admitted.Count > 0 ? _timing.Prefill(PromptTokens(admitted)) : TimeSpan.Zero)
             + (decodingRows > 0 ? _timing.Step(decodingRows) : TimeSpan.Zero);
         await DelayAsync(cost, stopping);
-        if (admitted.Count > 0)
+        if (_batched is null)
         {
-            _observer.Executed(Rows(admitted), cost);
+            if (admitted.Count > 0)
+            {
+                _observer.Executed(Rows(admitted), Rows(admitted), cost);
+            }
+            DropCancelledActive();
+            StepActive();
+            return;
         }
+        // One forward pass for every running request: one execution of that many rows.
         DropCancelledActive();
+        var rows = ActiveRows();
+        if (rows == 0)
+        {
+            return;
+        }
+        var started = _time.GetTimestamp();
         StepActive();
+        _observer.Executed(rows, Rows(admitted), cost + _time.GetElapsedTime(started));
     }
 
     /// <summary>Moves queued requests into the active batch, highest priority first, while rows and KV fit.</summary>
@@ -345,6 +364,10 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
 
     private void StepActive()
     {
+        if (_batched is not null && !ExecuteBatched(_batched))
+        {
+            return;
+        }
         for (var i = 0; i < _active.Count; i++)
         {
             var entry = _active[i];
@@ -373,6 +396,42 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
                 RemoveActiveAt(i--);
                 Finish(entry, null);
             }
+        }
+    }
+
+    /// <summary>The model's shared forward pass; when it fails, every request in it fails.</summary>
+    private bool ExecuteBatched(IBatchedExecution batched)
+    {
+        if (_active.Count == 0)
+        {
+            return false;
+        }
+        _stepWorks.Clear();
+        foreach (var entry in _active)
+        {
+            _stepWorks.Add(entry.Work);
+        }
+        try
+        {
+            batched.Execute(_stepWorks);
+            return true;
+        }
+        catch (Exception exception)
+        {
+            LogStepFailed(_logger, exception);
+            var error = exception as InferenceException
+                ?? new InferenceException(InferenceErrorCode.Internal, exception.Message, FailureReason.Backend);
+            while (_active.Count > 0)
+            {
+                var entry = _active[^1];
+                RemoveActiveAt(_active.Count - 1);
+                Finish(entry, error);
+            }
+            return false;
+        }
+        finally
+        {
+            _stepWorks.Clear();
         }
     }
 

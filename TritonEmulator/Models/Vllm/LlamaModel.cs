@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using LLama;
 using LLama.Common;
@@ -8,42 +7,52 @@ using Microsoft.Extensions.Logging;
 namespace TritonEmulator.Models.Vllm;
 
 /// <summary>
-/// One GGUF model under llama.cpp: the weights, loaded once, and up to <see cref="MaxContexts"/>
-/// contexts (each with its own KV cache) that requests borrow while they generate.
+/// One GGUF model under llama.cpp: the weights and one context whose KV cache holds up to
+/// <see cref="MaxContexts"/> sequences (llama.cpp's <c>n_seq_max</c>) of <see cref="ContextSize"/>
+/// tokens each. A request borrows a sequence id while it generates; every scheduler step decodes the
+/// next token (or prompt chunk) of all running requests in one batch, as vLLM does.
 /// </summary>
 internal sealed class LlamaModel : IDisposable
 {
-    private readonly ModelParams _parameters;
-    private readonly ConcurrentBag<LLamaContext> _idle = [];
-    private readonly List<LLamaContext> _all = [];
+    /// <summary>Prompt tokens a request decodes per step.</summary>
+    public const int PromptChunk = 64;
+
+    private readonly Stack<LLamaSeqId> _free = new();
     private readonly object _gate = new();
-    private readonly ILogger _logger;
     private bool _disposed;
 
-    private LlamaModel(LLamaWeights weights, ModelParams parameters, int maxContexts, ILogger logger)
+    private LlamaModel(LLamaWeights weights, LLamaContext context, int contextSize, int maxContexts)
     {
         Weights = weights;
-        _parameters = parameters;
+        Context = context;
+        ContextSize = contextSize;
         MaxContexts = maxContexts;
-        _logger = logger;
         Vocabulary = weights.Vocab;
+        for (var seq = maxContexts - 1; seq >= 0; seq--)
+        {
+            _free.Push((LLamaSeqId)seq);
+        }
     }
 
     public LLamaWeights Weights { get; }
 
+    /// <summary>The context every request's sequence lives in (used by the engine loop only).</summary>
+    public LLamaContext Context { get; }
+
     public SafeLlamaModelHandle.Vocabulary Vocabulary { get; }
 
-    /// <summary>Tokens one context holds: prompt plus generated text.</summary>
-    public int ContextSize => (int)_parameters.ContextSize!.Value;
+    /// <summary>Tokens one sequence holds: prompt plus generated text.</summary>
+    public int ContextSize { get; }
 
-    /// <summary>Prompt tokens decoded per step (and the llama.cpp batch size).</summary>
-    public int PrefillChunk => (int)_parameters.BatchSize;
+    /// <summary>Prompt tokens decoded per step.</summary>
+    public int PrefillChunk => PromptChunk;
 
+    /// <summary>Sequences (requests) that generate at once.</summary>
     public int MaxContexts { get; }
 
     /// <summary>
-    /// Loads a GGUF file. <paramref name="contextSize"/> 0 means the model's trained context,
-    /// capped at <paramref name="defaultContextCap"/>.
+    /// Loads a GGUF file and creates its context. <paramref name="contextSize"/> (tokens per sequence)
+    /// 0 means the model's trained context, capped at <paramref name="defaultContextCap"/>.
     /// </summary>
     public static LlamaModel Load(string path, int contextSize, int defaultContextCap, int maxContexts, int? threads, ILogger logger)
     {
@@ -52,9 +61,13 @@ internal sealed class LlamaModel : IDisposable
         {
             GpuLayerCount = 0,
             ContextSize = 0,
-            BatchSize = 64,
-            UBatchSize = 64,
-            SeqMax = 1,
+            // A step holds at most a prompt chunk per sequence; llama.cpp splits it into ubatches of 64.
+            BatchSize = (uint)(PromptChunk * maxContexts),
+            UBatchSize = PromptChunk,
+            SeqMax = (uint)maxContexts,
+            // One KV buffer shared by the sequences: a step's tokens go through the model in one ubatch
+            // whatever sequence ids are in use (the scheduler never admits more KV tokens than it holds).
+            KVUnified = true,
         };
         if (threads is { } t)
         {
@@ -62,9 +75,19 @@ internal sealed class LlamaModel : IDisposable
             parameters.BatchThreads = t;
         }
         var weights = LLamaWeights.LoadFromFile(parameters);
-        var trained = weights.ContextSize;
-        parameters.ContextSize = (uint)(contextSize > 0 ? contextSize : Math.Min(trained > 0 ? trained : defaultContextCap, defaultContextCap));
-        return new LlamaModel(weights, parameters, maxContexts, logger);
+        try
+        {
+            var trained = weights.ContextSize;
+            var perSequence = contextSize > 0 ? contextSize : Math.Min(trained > 0 ? trained : defaultContextCap, defaultContextCap);
+            parameters.ContextSize = (uint)((long)perSequence * maxContexts);
+            var context = weights.CreateContext(parameters, logger);
+            return new LlamaModel(weights, context, perSequence, maxContexts);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The prompt's tokens as the model's tokenizer splits them, BOS added when the model asks for it.</summary>
@@ -74,30 +97,30 @@ internal sealed class LlamaModel : IDisposable
 
     public bool IsEndOfGeneration(LLamaToken token) => token.IsEndOfGeneration(Vocabulary);
 
-    /// <summary>A context with an empty KV cache; the scheduler admits at most <see cref="MaxContexts"/> requests, so one is free.</summary>
-    public LLamaContext Rent()
+    /// <summary>A sequence id with nothing in the KV cache; the scheduler admits at most <see cref="MaxContexts"/> requests, so one is free.</summary>
+    public LLamaSeqId RentSequence()
     {
-        if (_idle.TryTake(out var context))
-        {
-            return context;
-        }
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_all.Count >= MaxContexts)
-            {
-                throw new InvalidOperationException($"all {MaxContexts} llama.cpp contexts are in use");
-            }
-            context = Weights.CreateContext(_parameters, _logger);
-            _all.Add(context);
-            return context;
+            return _free.TryPop(out var seq)
+                ? seq
+                : throw new InvalidOperationException($"all {MaxContexts} llama.cpp sequences are in use");
         }
     }
 
-    public void Return(LLamaContext context)
+    /// <summary>Drops the sequence's tokens from the KV cache and makes the id free for the next request.</summary>
+    public void ReturnSequence(LLamaSeqId seq)
     {
-        context.NativeHandle.MemoryClear(data: false);
-        _idle.Add(context);
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            Context.NativeHandle.MemorySequenceRemove(seq, -1, -1);
+            _free.Push(seq);
+        }
     }
 
     public void Dispose()
@@ -109,11 +132,7 @@ internal sealed class LlamaModel : IDisposable
                 return;
             }
             _disposed = true;
-            foreach (var context in _all)
-            {
-                context.Dispose();
-            }
-            _all.Clear();
+            Context.Dispose();
             Weights.Dispose();
         }
     }

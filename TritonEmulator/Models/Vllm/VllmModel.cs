@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Gateway.Grpc.Tensors;
+using LLama.Native;
 using Triton.Inference;
 using TritonEmulator.Scheduling;
 
@@ -12,9 +13,10 @@ namespace TritonEmulator.Models.Vllm;
 /// <c>return_*</c> flags in; <c>text_output</c> (a delta per response when streaming, else one
 /// final response with prompt + completion), <c>finish_reason</c>, <c>cumulative_logprob</c>,
 /// <c>num_input_tokens</c>, <c>num_output_tokens</c> out. Errors are worded as the backend words
-/// them (<c>Error generating stream: …</c>).
+/// them (<c>Error generating stream: …</c>). Running requests are batched like vLLM's: each
+/// scheduler step is one llama.cpp decode of every request's next token or prompt chunk.
 /// </summary>
-internal sealed class VllmModel : ISelfConfiguredBackend
+internal sealed class VllmModel : ISelfConfiguredBackend, IBatchedExecution
 {
     public const string BackendName = "vllm";
     public const string MaxContextsParameter = "emulator_max_contexts";
@@ -30,6 +32,7 @@ internal sealed class VllmModel : ISelfConfiguredBackend
 
     private readonly LlamaModel _model;
     private readonly Func<ulong> _seeds;
+    private readonly LLamaBatch _batch = new();
 
     public VllmModel(string name, LlamaModel model, ModelConfig completedConfig, SchedulerSettings scheduling, Func<ulong> seeds)
     {
@@ -60,6 +63,25 @@ internal sealed class VllmModel : ISelfConfiguredBackend
     public TimingProfile Timing { get; }
 
     public ITextGeneration TextGeneration { get; }
+
+    /// <summary>One decode for the step: each request's tokens on its own sequence, in one batch.</summary>
+    public void Execute(IReadOnlyList<IScheduledWork> works)
+    {
+        _batch.Clear();
+        foreach (var work in works)
+        {
+            ((VllmWork)work).Prepare(_batch);
+        }
+        if (_batch.TokenCount == 0)
+        {
+            return;
+        }
+        var result = _model.Context.Decode(_batch);
+        if (result != DecodeResult.Ok)
+        {
+            throw new InferenceException(InferenceErrorCode.Internal, $"Error generating stream: llama.cpp decode failed ({result})", FailureReason.Backend);
+        }
+    }
 
     public IScheduledWork CreateWork(ValidatedRequest request, ResponseStream responses, bool decoupled)
     {

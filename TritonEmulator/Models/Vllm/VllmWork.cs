@@ -8,10 +8,13 @@ using TritonEmulator.Scheduling;
 namespace TritonEmulator.Models.Vllm;
 
 /// <summary>
-/// One vLLM-contract request on a llama.cpp context. Each scheduler step decodes a chunk of the
-/// prompt (no response) or produces one token (one response when streaming), so cancellation and
-/// other requests get their turn between steps. The context is borrowed on the first step and
-/// given back when the request ends, however it ends.
+/// One vLLM-contract request on a sequence of the model's llama.cpp context. Each scheduler step
+/// <see cref="Prepare"/> adds a chunk of the prompt or the last token to the step's shared batch
+/// (every running request's tokens decode in one pass, <see cref="VllmModel.Execute"/>); then
+/// <see cref="Step"/> samples the next token from this request's logits and writes its response
+/// (none for a prompt chunk that is not the last). Cancellation and other requests get their turn
+/// between steps. The sequence is borrowed on the first step and given back when the request ends,
+/// however it ends.
 /// </summary>
 internal sealed class VllmWork : IScheduledWork
 {
@@ -23,11 +26,11 @@ internal sealed class VllmWork : IScheduledWork
     private readonly VllmOutputs _outputs;
     private readonly CompletionText _completion;
     private readonly int _maxTokens;
-    private LLamaContext? _context;
-    private LLamaBatch? _batch;
+    private LLamaSeqId? _sequence;
     private VllmSamplingPipeline? _pipeline;
     private StreamingTokenDecoder? _decoder;
     private int _prefilled;
+    private int _logitsIndex = -1;
     private int _generated;
     private int _reportedTokens;
     private LLamaToken _last;
@@ -58,39 +61,49 @@ internal sealed class VllmWork : IScheduledWork
     /// <summary>Why generation ended ("stop" / "length"), or null while it runs.</summary>
     public string? FinishReason { get; private set; }
 
-    public bool Step()
+    /// <summary>
+    /// Adds this step's tokens to the shared batch: the next prompt chunk, or the last sampled token.
+    /// Logits are asked for only where a token is sampled next.
+    /// </summary>
+    public void Prepare(LLamaBatch batch)
     {
-        if (_context is null)
+        if (_sequence is null)
         {
             Start();
         }
-        var context = _context!;
-        var batch = _batch!;
-        batch.Clear();
-        int logitsIndex;
+        var sequence = _sequence!.Value;
+        _logitsIndex = -1;
         if (_prefilled < _tokens.Length)
         {
             var count = Math.Min(_model.PrefillChunk, _tokens.Length - _prefilled);
             for (var i = 0; i < count; i++)
             {
                 var position = _prefilled + i;
-                batch.Add(_tokens[position], position, LLamaSeqId.Zero, position == _tokens.Length - 1);
+                var last = position == _tokens.Length - 1;
+                var index = batch.Add(_tokens[position], position, sequence, last);
+                if (last)
+                {
+                    _logitsIndex = index;
+                }
             }
-            Decode(context, batch);
             _prefilled += count;
-            if (_prefilled < _tokens.Length)
-            {
-                return false;
-            }
-            logitsIndex = count - 1;
         }
         else
         {
-            batch.Add(_last, _tokens.Length + _generated - 1, LLamaSeqId.Zero, true);
-            Decode(context, batch);
-            logitsIndex = 0;
+            _logitsIndex = batch.Add(_last, _tokens.Length + _generated - 1, sequence, true);
         }
-        var token = Sample(context, logitsIndex);
+    }
+
+    /// <summary>After the step's decode: samples the next token (unless a prompt chunk that is not the last went in) and writes its response.</summary>
+    public bool Step()
+    {
+        if (_logitsIndex < 0)
+        {
+            // A prompt chunk that is not the last: nothing to sample yet.
+            return false;
+        }
+        var token = Sample(_model.Context, _logitsIndex);
+        _logitsIndex = -1;
         _generated++;
         _last = token;
         var newText = "";
@@ -147,20 +160,10 @@ internal sealed class VllmWork : IScheduledWork
 
     private void Start()
     {
-        _context = _model.Rent();
-        _batch = new LLamaBatch();
+        _sequence = _model.RentSequence();
         _decoder = _model.CreateDecoder();
         // Penalties look at every generated token (the sampler only ever sees generated tokens).
         _pipeline = new VllmSamplingPipeline(_sampling, _model.ContextSize);
-    }
-
-    private static void Decode(LLamaContext context, LLamaBatch batch)
-    {
-        var result = context.Decode(batch);
-        if (result != DecodeResult.Ok)
-        {
-            throw new InferenceException(InferenceErrorCode.Internal, $"Error generating stream: llama.cpp decode failed ({result})", FailureReason.Backend);
-        }
     }
 
     private LLamaToken Sample(LLamaContext context, int index)
@@ -241,9 +244,9 @@ internal sealed class VllmWork : IScheduledWork
         }
         _released = true;
         _pipeline?.Dispose();
-        if (_context is { } context)
+        if (_sequence is { } sequence)
         {
-            _model.Return(context);
+            _model.ReturnSequence(sequence);
         }
     }
 }

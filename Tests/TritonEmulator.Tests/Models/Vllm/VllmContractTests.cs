@@ -212,6 +212,63 @@ public sealed class VllmContractTests(TinyLlamaEngine engine) : IClassFixture<Ti
     }
 
     [Fact]
+    public async Task TwoContexts_DecodeBothRequestsInSharedSteps_AndEachGetsItsTextAlone()
+    {
+        var before = await StatisticsAsync(TwoContextModel);
+        // p1 runs for seconds; p2 joins once p1 streams, so every step of p2 has p1 running beside it.
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var call = engine.Client.ModelStreamInfer(cancellationToken: cancel.Token);
+        await call.RequestStream.WriteAsync(Request(TwoContextModel, "b1", "abc", """{"temperature": 0, "max_tokens": 8000, "ignore_eos": true}""", ("stream", true)));
+        Assert.True(await call.ResponseStream.MoveNext(cancel.Token));
+        var p1 = new StringBuilder(Text(call.ResponseStream.Current.InferResponse, "text_output"));
+        var p1Tokens = 1;
+        await call.RequestStream.WriteAsync(Request(TwoContextModel, "b2", "xyz abc", Greedy, ("stream", true)));
+
+        var p2 = new List<ModelInferResponse>();
+        var p1Finished = false;
+        while (await call.ResponseStream.MoveNext(cancel.Token))
+        {
+            var response = call.ResponseStream.Current;
+            Assert.Empty(response.ErrorMessage);
+            if (response.InferResponse.Id == "b1")
+            {
+                p1Finished |= IsFinal(response.InferResponse);
+                p1.Append(Text(response.InferResponse, "text_output"));
+                p1Tokens++;
+                // p1's first response after p2's last comes from a later step, so p2's steps are all counted by now.
+                if (p2.Count > 0 && IsFinal(p2[^1]))
+                {
+                    break;
+                }
+                continue;
+            }
+            p2.Add(response.InferResponse);
+        }
+        cancel.Cancel();
+        call.Dispose();
+        var after = await StatisticsAsync(TwoContextModel);
+
+        Assert.False(p1Finished, "p1 ended before p2: the requests did not run together");
+        // Each request's greedy text is the one it gets alone.
+        Assert.Equal(TinyLlama.AfterC, string.Concat(p2.Select(static r => Text(r, "text_output"))));
+        var alone = await engine.StreamAsync(Request(SingleContextModel, "b1-alone", "abc",
+            $$"""{"temperature": 0, "max_tokens": {{p1Tokens}}, "ignore_eos": true}""", ("exclude_input_in_output", true)));
+        Assert.Equal(Text(Assert.Single(alone).InferResponse, "text_output"), p1.ToString());
+        // Every step of p2 (one token each) was one execution of a batch of two: the pair shared the forward pass.
+        var shared = BatchExecutions(after, 2) - BatchExecutions(before, 2);
+        Assert.True(shared >= (ulong)p2.Count, $"{shared} executions of two requests for p2's {p2.Count} tokens");
+        Assert.True(after.ExecutionCount - before.ExecutionCount >= shared);
+        // inference_count counts requests, not steps.
+        Assert.Equal(2UL, after.InferenceCount - before.InferenceCount);
+    }
+
+    private async Task<ModelStatistics> StatisticsAsync(string model) =>
+        (await engine.Client.ModelStatisticsAsync(new ModelStatisticsRequest { Name = model })).ModelStats.Single();
+
+    private static ulong BatchExecutions(ModelStatistics statistics, ulong batchSize) =>
+        statistics.BatchStats.FirstOrDefault(b => b.BatchSize == batchSize)?.ComputeInfer.Count ?? 0;
+
+    [Fact]
     public async Task Config_IsAutoCompletedLikeTheVllmBackend()
     {
         var config = (await engine.Client.ModelConfigAsync(new ModelConfigRequest { Name = Model })).Config;
