@@ -15,7 +15,7 @@ namespace Benchmarks.Llama;
 /// architecture (random weights, Q4_K_M), served by the emulator as a <c>backend: "vllm"</c> model and
 /// through the gateway's <c>/v1/chat/completions</c> (SSE), with the emulator's gRPC
 /// <c>ModelStreamInfer</c> as the direct baseline: prompt processing (TTFT of a ~200-token prompt),
-/// decode speed of one stream, and two streams at once on the model's two contexts.
+/// decode speed of one stream, and two streams at once on the model's two sequences (decoded in one batch per step).
 /// </summary>
 internal static class LlamaShapeBenchmark
 {
@@ -47,7 +47,7 @@ internal static class LlamaShapeBenchmark
             ? client.StreamChatAsync(PublicModel, prompt, maxTokens, interTokenMs, cancellationToken)
             : direct.StreamAsync(LlamaShapeRepository.ModelName, LlamaShapeRepository.ChatTemplate, prompt, maxTokens, interTokenMs, cancellationToken);
 
-        // Warm-up on both paths: JIT, connections, and both llama.cpp contexts created (they are made on first use).
+        // Warm-up on both paths: JIT, connections, and both sequences of the llama.cpp context used once.
         foreach (var target in new[] { Target.Direct, Target.Gateway })
         {
             await Task.WhenAll(Enumerable.Range(0, MaxContexts).Select(_ => StreamAsync(target, 2, [])));
@@ -161,7 +161,7 @@ internal static class LlamaShapeBenchmark
           .Append(c, $"{repository.QuantizedBytes / 1048576.0:N0} MiB ({repository.QuantizedBytes:N0} bytes). Emulator start to model ready (llama.cpp load): {loadTime.TotalSeconds:0.0} s.  \n");
         md.Append(c, $"Served as `backend: \"vllm\"` (`emulator_threads` {options.LlamaThreads}, `emulator_max_contexts` {MaxContexts}); through the gateway `/v1/chat/completions` ")
           .Append(c, $"(SSE, chat template zephyr), direct = the emulator's gRPC `ModelStreamInfer` with the same templated prompt. Greedy, `max_tokens` {options.LlamaTokens}, ")
-          .Append(c, $"each measurement run {options.LlamaRepeats} time(s); a context's KV cache is cleared between requests (no prefix cache).\n\n");
+          .Append(c, $"each measurement run {options.LlamaRepeats} time(s); a request's sequence is removed from the KV cache when it ends (no prefix cache).\n\n");
         md.Append("| Measurement | Target | Requests | Errors | prompt tokens | TTFT p50 ms | prefill tokens/s per stream | TPOT p50 ms | decode tokens/s per stream | decode tokens/s all streams | tokens/s incl. prefill | peak RSS MB |\n");
         md.Append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         foreach (var (row, streams, promptTokens) in measured)
@@ -171,9 +171,9 @@ internal static class LlamaShapeBenchmark
             md.Append(c, $"| {streams} stream{(streams == 1 ? "" : "s")} × {options.LlamaTokens} tokens | {row.Target} | {row.Requests} | {row.Errors} | {promptTokens} | {row.Ttft.P50:0} | {prefill:0.0} | ")
               .Append(c, $"{row.InterToken.P50:0.0} | {decode:0.0} | {decode * streams:0.0} | {row.TokensPerSecond:0.0} | {row.PeakRssMb:0} |\n");
         }
-        md.Append(c, $"\nprefill tokens/s = prompt tokens ÷ TTFT p50 (with two streams their prompts are processed in turns, 64 tokens a step); decode tokens/s = 1000 ÷ TPOT p50; ")
+        md.Append(c, $"\nprefill tokens/s = prompt tokens ÷ TTFT p50 (with two streams both prompts go through the same steps, 64 tokens of each per step); decode tokens/s = 1000 ÷ TPOT p50; ")
           .Append("all streams = that × streams; tokens/s incl. prefill = completion tokens ÷ the measurement's wall time. ")
-          .Append(c, $"RSS: gateway rows the gateway process, direct rows the emulator process (emulator peak {emulatorPeakRssMb:0} MB with the model loaded and both contexts).\n");
+          .Append(c, $"RSS: gateway rows the gateway process, direct rows the emulator process (emulator peak {emulatorPeakRssMb:0} MB with the model loaded and its KV cache for both sequences).\n");
         return md.ToString();
     }
 }
