@@ -11,7 +11,7 @@ namespace TritonEmulator.Models.Vllm;
 /// Loads <c>backend: "vllm"</c> models: the engine arguments in the version folder's
 /// <c>model.json</c> name a GGUF file (<c>"model"</c>, relative to the version folder or absolute;
 /// without it the folder's only <c>.gguf</c>), and <c>"max_model_len"</c> sets the context size.
-/// Config parameters: <c>emulator_max_contexts</c> (requests generating at once, default 2; more
+/// Config parameters: <c>emulator_max_contexts</c> (requests generating at once, default 2, at most 256; more
 /// queue under the model's queue policy) and <c>emulator_threads</c> (llama.cpp threads).
 /// Anything wrong becomes a <see cref="ModelLoadException"/>, so the model is UNAVAILABLE with that reason.
 /// </summary>
@@ -22,6 +22,9 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
     /// <summary>Context size when neither model.json nor a smaller trained context says otherwise (keeps KV memory modest).</summary>
     public const int DefaultContextCap = 4096;
 
+    /// <summary>llama.cpp's limit on sequences in one context (<c>LLAMA_MAX_SEQ</c>): one per request generating at once.</summary>
+    public const int MaxSequences = 256;
+
     private readonly ILogger _logger = loggerFactory.CreateLogger<VllmModelLoader>();
 
     /// <summary>Where a request's seed comes from when it sets none (tests may fix it).</summary>
@@ -31,6 +34,11 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
     {
         var completed = VllmModel.AutoComplete(config);
         var maxContexts = PositiveParameter(config, VllmModel.MaxContextsParameter) ?? VllmModel.DefaultMaxContexts;
+        if (maxContexts > MaxSequences)
+        {
+            throw new ModelLoadException(
+                $"parameter '{VllmModel.MaxContextsParameter}' must be at most {MaxSequences} (llama.cpp's sequences per context), got {maxContexts}");
+        }
         var threads = PositiveParameter(config, VllmModel.ThreadsParameter);
         if (definition.Directory is null)
         {
