@@ -17,7 +17,7 @@ namespace Gateway.Routing;
 /// </summary>
 internal sealed partial class ReplicaMonitor : BackgroundService
 {
-    private const int ProbeFailuresToEject = 2;
+    internal const int ProbeFailuresToEject = 2;
 
     private readonly TritonReplicaSet _replicas;
     private readonly TritonRouter _router;

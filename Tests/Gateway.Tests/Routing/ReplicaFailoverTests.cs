@@ -21,7 +21,8 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var settings = new Dictionary<string, string?>();
+        // Probe rounds run only when a test asks for them (ReplicaMonitor.RefreshAsync), never on the clock.
+        var settings = new Dictionary<string, string?> { ["Gateway:Routing:ProbeInterval"] = "01:00:00" };
         foreach (var (key, value) in global::Gateway.Hosting.GatewayServiceCollectionExtensions.DefaultCatalog)
         {
             settings[key] = value;
@@ -129,15 +130,17 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
     {
         await _emulators[0].StopAsync(new CancellationToken(canceled: true));
 
-        // The gateway runs on the real clock here; the requirement itself bounds the wait.
-        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+        // The monitor's loop runs a probe round every ProbeInterval; running the rounds here makes the
+        // count exact instead of racing the clock: the dead replica is out after ProbeFailuresToEject rounds.
+        var monitor = _gateway.App.Services.GetRequiredService<ReplicaMonitor>();
+        for (var round = 0; round < ReplicaMonitor.ProbeFailuresToEject; round++)
         {
-            while (!Replicas[0].IsEjected)
-            {
-                // The probes have no event to await; this loop is bounded by the 2 s requirement itself.
-                await Task.Delay(20, cts.Token);
-            }
+            await monitor.RefreshAsync(CancellationToken.None);
         }
+        Assert.True(Replicas[0].IsEjected);
+        // With the default settings those rounds, the last one waiting out its probe timeout, fit in 2 s.
+        var defaults = new RoutingOptions();
+        Assert.True(ReplicaMonitor.ProbeFailuresToEject * defaults.ProbeInterval + defaults.ProbeTimeout <= TimeSpan.FromSeconds(2));
 
         for (var i = 0; i < 4; i++)
         {
