@@ -27,6 +27,9 @@ internal sealed record BenchmarkOptions
           --llama-prompt-words <n>  'llama': words in the prompt, one token each (default 180, ~200 tokens)
           --llama-repeats <n>   'llama': runs per measurement (default 4)
           --llama-threads <n>   'llama': llama.cpp threads, the model's emulator_threads (default 2)
+          --llama-write-model <dir>  write the 'llama' scenario's model (TinyLlama-1.1B shape, Q4_K_M,
+                                random weights) as a vLLM model folder into the model repository
+                                <dir> (e.g. models), then exit: the local chat path at real size
           --in-process          host emulator and gateway in this process (no per-component RSS)
           --smoke               seconds-long run of every scenario at small sizes (CI)
           --output <file>       markdown report (default BENCHMARKS.md in the repository root)
@@ -48,6 +51,9 @@ internal sealed record BenchmarkOptions
     public int LlamaPromptWords { get; init; } = 180;
     public int LlamaRepeats { get; init; } = 4;
     public int LlamaThreads { get; init; } = 2;
+
+    /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
+    public string? LlamaWriteModelTo { get; init; }
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
     public string? Output { get; init; }
@@ -78,6 +84,7 @@ internal sealed record BenchmarkOptions
                 case "--llama-prompt-words": options = options with { LlamaPromptWords = Int() }; break;
                 case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
+                case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--output": options = options with { Output = Next() }; break;
                 case "--notes": options = options with { Notes = Next() }; break;

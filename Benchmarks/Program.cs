@@ -13,5 +13,10 @@ if (options is null)
     Console.WriteLine(BenchmarkOptions.Usage);
     return 2;
 }
+if (options.LlamaWriteModelTo is { } models)
+{
+    Benchmarks.Llama.LlamaShapeRepository.WriteModelFolder(models, options.LlamaThreads, Console.Out);
+    return 0;
+}
 var report = await BenchmarkRunner.RunAsync(options, Console.Out, CancellationToken.None);
 return report.Errors == 0 ? 0 : 1;

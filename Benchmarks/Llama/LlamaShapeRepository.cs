@@ -99,6 +99,37 @@ internal sealed class LlamaShapeRepository : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes the TinyLlama-1.1B-shaped model into <paramref name="models"/> as its own folder (config,
+    /// <c>1/model.json</c>, <c>1/model.gguf</c>), as a user places a downloaded GGUF: a realistically
+    /// sized model for trying the local chat path (speed, memory, discovery); its text is gibberish.
+    /// </summary>
+    public static void WriteModelFolder(string models, int emulatorThreads, TextWriter log)
+    {
+        var target = Path.Combine(Path.GetFullPath(models), ModelName);
+        if (Directory.Exists(target))
+        {
+            throw new IOException($"{target} exists already");
+        }
+        using var repository = Create(LlamaShape.TinyLlama1B, emulatorThreads, maxContexts: 2, log);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        CopyDirectory(Path.Combine(repository.Repository, ModelName), target);
+        log.WriteLine($"llama: wrote {target} (model '{ModelName}', random weights: speed and memory only)");
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+        foreach (var directory in Directory.GetDirectories(from))
+        {
+            CopyDirectory(directory, Path.Combine(to, Path.GetFileName(directory)));
+        }
+    }
+
     public void Dispose()
     {
         try
