@@ -68,9 +68,9 @@ internal sealed class VllmModel : ISelfConfiguredBackend, IBatchedExecution
     public void Execute(IReadOnlyList<IScheduledWork> works)
     {
         _batch.Clear();
-        foreach (var work in works)
+        for (var i = 0; i < works.Count; i++) // per step: no enumerator boxed through the interface
         {
-            ((VllmWork)work).Prepare(_batch);
+            ((VllmWork)works[i]).Prepare(_batch);
         }
         if (_batch.TokenCount == 0)
         {
