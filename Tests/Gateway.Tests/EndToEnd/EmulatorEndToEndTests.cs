@@ -122,7 +122,10 @@ public sealed class EmulatorEndToEndTests(EmulatorHost host) : IClassFixture<Emu
         var before = await host.CancelledCountAsync();
         var client = new LlmGateway.LlmGatewayClient(host.Gateway.Grpc);
         using var call = client.StreamCompletion(new Llm.Gateway.V1.CompletionRequest { Model = EmulatorHost.LongModel, Prompt = "Once", Sampling = new SamplingOptions { MaxTokens = 400 } },
-            new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } }, deadline: DateTime.UtcNow.AddSeconds(1.5));
+            new Metadata { { "authorization", $"Bearer {TestKeys.Full}" } }, deadline: DateTime.UtcNow.AddSeconds(5));
+        // A token arrived, so Triton is generating when the deadline (well before its ≈ 9 s of work) passes;
+        // a deadline that expired before the gateway reached Triton would leave nothing there to cancel.
+        Assert.True(await call.ResponseStream.MoveNext());
         var error = await Assert.ThrowsAsync<RpcException>(async () =>
         {
             while (await call.ResponseStream.MoveNext())
