@@ -15,6 +15,8 @@ public enum GatewayError
     FirstTokenTimeout,
     IdleTimeout,
     BackendFailed,
+    /// <summary>The gateway is draining: refused in the refusal phase, or cut at the drain deadline.</summary>
+    ShuttingDown,
     Internal,
 }
 
@@ -46,6 +48,7 @@ public sealed class GatewayException(GatewayError error, string message, string?
         GatewayError.BackendUnavailable => "backend_unavailable",
         GatewayError.FirstTokenTimeout or GatewayError.IdleTimeout => "timeout",
         GatewayError.BackendFailed => "backend_error",
+        GatewayError.ShuttingDown => "shutdown",
         _ => "error",
     };
 }

@@ -126,7 +126,9 @@ internal sealed partial class GenerationService(
                     var backendWait = time.GetElapsedTime(waitStarted);
                     return new GenerationStream(context, call, lease, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, time, logger);
                 }
-                catch (TritonCallException ex) when (ex.Failure != TritonFailure.Timeout && attempt + 1 < settings.MaxAttempts)
+                // Only transport failures are retried, and only before the first token (this loop ends at it):
+                // a deterministic rejection would fail the same way on every replica.
+                catch (TritonCallException ex) when (ex.Failure is TritonFailure.Transport or TritonFailure.EndedEarly && attempt + 1 < settings.MaxAttempts)
                 {
                     LogAttemptFailed(logger, id, endpoint, attempt, ex.Failure, ex.Message);
                     lease.Failed(ex.Failure, ex.Message);

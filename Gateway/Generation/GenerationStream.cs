@@ -149,11 +149,8 @@ internal sealed partial class GenerationStream : IAsyncDisposable
                 break;
             }
         }
+        // Triton's close is awaited at dispose, after the face has sent the end to its client.
         _completed = true;
-        if (_final)
-        {
-            await _call.CompleteAsync(_options.IdleTimeout).ConfigureAwait(false);
-        }
     }
 
     // Once per token: pooled async state instead of a box per call.
@@ -341,13 +338,56 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         return exception;
     }
 
+    /// <summary>
+    /// Tells the stream why its face ended it early (the drain deadline, an unexpected failure), so
+    /// it is recorded as that and not as a client cancellation.
+    /// </summary>
+    public void EndedWith(GatewayException failure) => _failure ??= failure;
+
+    /// <summary>
+    /// Ends the generation, whatever throws on the way: a finished call is half-closed and Triton's
+    /// close awaited (bounded), an unfinished one cancelled; then the replica lease is released, the
+    /// quota settled to the tokens used and the request recorded.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _call.DisposeAsync().ConfigureAwait(false);
-        _lease.Dispose();
+        try
+        {
+            try
+            {
+                if (_completed && _final)
+                {
+                    await _call.CompleteAsync(_options.IdleTimeout).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                await _call.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            try
+            {
+                // After the call: the last lease of a departed replica releases its channel.
+                _lease.Dispose();
+                await _context.Reservation.SettleAsync(_promptTokens + CompletionTokens).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                LogSettleFailed(_logger, ex, _context.Id);
+            }
+            finally
+            {
+                Record();
+            }
+        }
+    }
+
+    private void Record()
+    {
         var duration = _time.GetElapsedTime(_context.StartedTimestamp);
         var model = _context.Model.Id;
-        await _context.Reservation.SettleAsync(_promptTokens + CompletionTokens).ConfigureAwait(false);
         _telemetry.RecordTokens(_context.Operation, model, _promptTokens, CompletionTokens);
         if (CompletionTokens > 1)
         {
@@ -376,6 +416,9 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         }
         LogFinished(_logger, _context.Id, model, _context.Caller.Tenant, outcome, _promptTokens, CompletionTokens, duration.TotalMilliseconds);
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId}: releasing the replica or settling the quota failed")]
+    private static partial void LogSettleFailed(ILogger logger, Exception exception, string requestId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton stream failed ({Failure}): {Reason}")]
     private static partial void LogStreamFailed(ILogger logger, string requestId, TritonFailure failure, string reason);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Gateway.Auth;
 using Gateway.Generation;
+using Gateway.Lifecycle;
 using Gateway.Models;
 using Gateway.Routing;
 using Gateway.Text;
@@ -20,7 +21,7 @@ internal sealed class LlmGatewayService(
     IGenerationService generation,
     IModelCatalog catalog,
     IOptions<RoutingOptions> routing,
-    IHostApplicationLifetime lifetime) : LlmGateway.LlmGatewayBase
+    GatewayDrain drain) : LlmGateway.LlmGatewayBase
 {
     public override Task StreamChat(ChatRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
     {
@@ -71,48 +72,69 @@ internal sealed class LlmGatewayService(
 
     private async Task RunAsync(Func<GenerationRequest> map, bool chat, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        // The client's cancel or deadline, or the drain deadline; never the host's stopping signal itself.
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, drain.Deadline);
         var cancellationToken = linked.Token;
+        GenerationStream? stream = null;
         try
         {
             var caller = Authenticate(context);
             var request = PriorityHeader.Apply(map(), context.RequestHeaders.GetValue(PriorityHeader.Name), routing.Value.LowPriorityLevel);
-            await using var stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
-            if (chat)
-            {
-                await responseStream.WriteAsync(new GenerateEvent { Delta = new Delta { Role = "assistant" } }, cancellationToken).ConfigureAwait(false);
-            }
-            // One event per stream, mutated per delta: WriteAsync has serialised it by the time it completes.
-            var deltaMessage = new Delta();
-            var deltaEvent = new GenerateEvent { Delta = deltaMessage };
-            await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-            {
-                deltaMessage.Text = delta.Text;
-                deltaMessage.TokenCount = (uint)delta.TokenCount;
-                await responseStream.WriteAsync(deltaEvent, cancellationToken).ConfigureAwait(false);
-            }
-            var usage = stream.Usage;
-            await responseStream.WriteAsync(new GenerateEvent
-            {
-                Final = new Final
-                {
-                    FinishReason = stream.FinishReason == Generation.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
-                    Usage = new Usage
-                    {
-                        PromptTokens = (uint)usage.PromptTokens,
-                        CompletionTokens = (uint)usage.CompletionTokens,
-                        TotalTokens = (uint)usage.TotalTokens,
-                    },
-                    Id = stream.Id,
-                    Model = stream.Model,
-                    TimeToFirstTokenMs = stream.TimeToFirstToken.TotalMilliseconds,
-                },
-            }, cancellationToken).ConfigureAwait(false);
+            stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
+            await WriteEventsAsync(stream, chat, responseStream, cancellationToken).ConfigureAwait(false);
         }
         catch (GatewayException ex)
         {
             throw ToRpcException(ex);
         }
+        catch (OperationCanceledException) when (drain.Deadline.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            // Cut at the drain deadline: UNAVAILABLE tells the client to retry elsewhere.
+            var shutdown = drain.ShuttingDown(refused: false);
+            stream?.EndedWith(shutdown);
+            throw ToRpcException(shutdown);
+        }
+        finally
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task WriteEventsAsync(GenerationStream stream, bool chat, IServerStreamWriter<GenerateEvent> responseStream, CancellationToken cancellationToken)
+    {
+        if (chat)
+        {
+            await responseStream.WriteAsync(new GenerateEvent { Delta = new Delta { Role = "assistant" } }, cancellationToken).ConfigureAwait(false);
+        }
+        // One event per stream, mutated per delta: WriteAsync has serialised it by the time it completes.
+        var deltaMessage = new Delta();
+        var deltaEvent = new GenerateEvent { Delta = deltaMessage };
+        await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            deltaMessage.Text = delta.Text;
+            deltaMessage.TokenCount = (uint)delta.TokenCount;
+            await responseStream.WriteAsync(deltaEvent, cancellationToken).ConfigureAwait(false);
+        }
+        var usage = stream.Usage;
+        await responseStream.WriteAsync(new GenerateEvent
+        {
+            Final = new Final
+            {
+                FinishReason = stream.FinishReason == Generation.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
+                Usage = new Usage
+                {
+                    PromptTokens = (uint)usage.PromptTokens,
+                    CompletionTokens = (uint)usage.CompletionTokens,
+                    TotalTokens = (uint)usage.TotalTokens,
+                },
+                Id = stream.Id,
+                Model = stream.Model,
+                TimeToFirstTokenMs = stream.TimeToFirstToken.TotalMilliseconds,
+            },
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     private static GenerationRequest Map(string model, SamplingOptions? sampling, uint priority)
@@ -163,7 +185,7 @@ internal sealed class LlmGatewayService(
             GatewayError.PermissionDenied => StatusCode.PermissionDenied,
             GatewayError.ModelNotFound => StatusCode.NotFound,
             GatewayError.PayloadTooLarge or GatewayError.RateLimited => StatusCode.ResourceExhausted,
-            GatewayError.BackendUnavailable or GatewayError.BackendFailed => StatusCode.Unavailable,
+            GatewayError.BackendUnavailable or GatewayError.BackendFailed or GatewayError.ShuttingDown => StatusCode.Unavailable,
             GatewayError.FirstTokenTimeout or GatewayError.IdleTimeout => StatusCode.DeadlineExceeded,
             _ => StatusCode.Internal,
         };

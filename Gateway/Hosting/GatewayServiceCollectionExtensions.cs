@@ -1,6 +1,7 @@
 using Gateway.Auth;
 using Gateway.Generation;
 using Gateway.Grpc;
+using Gateway.Lifecycle;
 using Gateway.Models;
 using Gateway.OpenAi;
 using Gateway.Quotas;
@@ -52,6 +53,9 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<TritonOptions>, TritonOptionsValidator>();
         services.AddOptions<RoutingOptions>().BindConfiguration(RoutingOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
+        services.AddOptions<SseOptions>().BindConfiguration(SseOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SseOptions>, SseOptionsValidator>();
+        services.AddDrain();
 
         var listeners = new GatewayListeners();
         services.AddSingleton(listeners);
@@ -78,7 +82,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IGenerationService, GenerationService>();
         services.AddSingleton<OpenAiHandler>();
 
-        services.AddGrpc(options => options.EnableDetailedErrors = false);
+        services.AddGrpc(options => options.EnableDetailedErrors = false)
+            .AddServiceOptions<LlmGatewayService>(options => options.Interceptors.Add<DrainInterceptor>());
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks(); // reports the same checks as /health
         return builder;
@@ -89,12 +94,28 @@ public static class GatewayServiceCollectionExtensions
     {
         // Resolve the catalogue now: tokenizers load before the first request, not during it.
         app.Lifetime.ApplicationStarted.Register(static state => ((IServiceProvider)state!).GetRequiredService<IModelCatalog>(), app.Services);
+        app.UseWhen(static context => context.Request.Path.StartsWithSegments("/v1"), static api => api.UseMiddleware<DrainMiddleware>());
         app.MapOpenAiApi();
         app.MapGrpcService<LlmGatewayService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();
         app.MapDefaultEndpoints();
         return app;
+    }
+
+    /// <summary>
+    /// The graceful drain (Gateway/Lifecycle): readiness check, request counting, refusal and the
+    /// deadline. The host's own shutdown timeout is set past the drain so it never cuts it short.
+    /// </summary>
+    private static void AddDrain(this IServiceCollection services)
+    {
+        services.AddOptions<ShutdownOptions>().BindConfiguration(ShutdownOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ShutdownOptions>, ShutdownOptionsValidator>();
+        services.AddOptions<HostOptions>().Configure<IOptions<ShutdownOptions>>(static (host, shutdown) =>
+            host.ShutdownTimeout = shutdown.Value.DrainTimeout + shutdown.Value.FinalWriteTimeout + TimeSpan.FromSeconds(5));
+        services.AddSingleton<GatewayDrain>();
+        services.AddHostedService<DrainService>();
+        services.AddHealthChecks().AddCheck<DrainHealthCheck>("drain");
     }
 
     /// <summary>Replica discovery, health, load scraping and the load-aware router (Gateway/Routing).</summary>

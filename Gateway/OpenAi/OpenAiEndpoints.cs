@@ -5,9 +5,9 @@ using System.Text.Json.Serialization.Metadata;
 using Gateway.Auth;
 using Gateway.Generation;
 using Gateway.Hosting;
+using Gateway.Lifecycle;
 using Gateway.Models;
 using Gateway.Routing;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.OpenAi;
@@ -40,7 +40,8 @@ internal sealed partial class OpenAiHandler(
     IModelCatalog catalog,
     IOptions<GatewayOptions> options,
     IOptions<RoutingOptions> routing,
-    IHostApplicationLifetime lifetime,
+    IOptions<SseOptions> sseOptions,
+    GatewayDrain drain,
     TimeProvider time,
     ILogger<OpenAiHandler> logger)
 {
@@ -54,14 +55,15 @@ internal sealed partial class OpenAiHandler(
 
     public async Task GenerateAsync(HttpContext context, bool chat)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        // The client's hang-up or the drain deadline; never the host's stopping signal itself.
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.Deadline);
         var cancellationToken = linked.Token;
-        GenerationStream stream;
+        GenerationRequest request;
+        Caller caller;
         bool streaming, includeUsage;
         try
         {
-            var caller = Authenticate(context);
-            GenerationRequest request;
+            caller = Authenticate(context);
             if (chat)
             {
                 var body = await ReadBodyAsync(context, OpenAiJsonContext.Default.ChatCompletionRequest, cancellationToken).ConfigureAwait(false);
@@ -75,7 +77,6 @@ internal sealed partial class OpenAiHandler(
                 (streaming, includeUsage) = (body.Stream == true, body.StreamOptions?.IncludeUsage == true);
             }
             request = PriorityHeader.Apply(request, context.Request.Headers[PriorityHeader.Name], routing.Value.LowPriorityLevel);
-            stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
         }
         catch (GatewayException ex)
         {
@@ -84,35 +85,51 @@ internal sealed partial class OpenAiHandler(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            return;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            LogUnexpected(logger, ex, context.Request.Path);
-            await OpenAiErrors.WriteAsync(context, Internal(ex)).ConfigureAwait(false);
+            await EndInterruptedAsync(context, null).ConfigureAwait(false);
             return;
         }
 
-        await using (stream.ConfigureAwait(false))
+        if (streaming)
         {
-            try
-            {
-                if (streaming)
-                {
-                    await StreamAsync(context, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    await CompleteAsync(context, stream, chat, cancellationToken).ConfigureAwait(false);
-                }
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException && !context.Response.HasStarted)
-            {
-                LogUnexpected(logger, ex, context.Request.Path);
-                await OpenAiErrors.WriteAsync(context, Internal(ex)).ConfigureAwait(false);
-            }
+            await StreamAsync(context, request, caller, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await CompleteAsync(context, request, caller, chat, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The drain deadline's error when that is what stopped the request; null when the client hung
+    /// up (its own token fired first).
+    /// </summary>
+    private GatewayException? ShutdownCause(HttpContext context) =>
+        drain.Deadline.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested ? drain.ShuttingDown(refused: false) : null;
+
+    /// <summary>
+    /// A unary request stopped by cancellation: at the drain deadline a 503 the client can retry;
+    /// after a client hang-up nobody reads the answer, so it is logged and closed as 499, never an empty 200.
+    /// </summary>
+    private async Task EndInterruptedAsync(HttpContext context, GenerationStream? stream)
+    {
+        if (ShutdownCause(context) is { } shutdown)
+        {
+            stream?.EndedWith(shutdown);
+            await OpenAiErrors.WriteAsync(context, shutdown).ConfigureAwait(false);
+            return;
+        }
+        LogClientCancelled(logger, context.Request.Path, stream?.Id, stream?.CompletionTokens ?? 0);
+        if (!context.Response.HasStarted)
+        {
+            context.Response.StatusCode = StatusCodeClientClosedRequest;
+        }
+    }
+
+    /// <summary>nginx's "client closed request", the status logs and metrics show for a hang-up.</summary>
+    private const int StatusCodeClientClosedRequest = 499;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client closed the request on {Path} ({RequestId}) after {CompletionTokens} completion tokens: cancelled")]
+    private static partial void LogClientCancelled(ILogger logger, string path, string? requestId, int completionTokens);
 
     public async Task ListModelsAsync(HttpContext context)
     {
@@ -224,161 +241,239 @@ internal sealed partial class OpenAiHandler(
 
     private static string Milliseconds(TimeSpan duration) => duration.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
 
-    private static async Task CompleteAsync(HttpContext context, GenerationStream stream, bool chat, CancellationToken cancellationToken)
+    private async Task CompleteAsync(HttpContext context, GenerationRequest request, Caller caller, bool chat, CancellationToken cancellationToken)
     {
-        var text = new StringBuilder();
+        GenerationStream stream;
         try
         {
-            await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-            {
-                text.Append(delta.Chars.Span);
-            }
+            stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
         }
         catch (GatewayException ex)
         {
-            // Nothing was sent yet: a proper status.
             await OpenAiErrors.WriteAsync(context, ex).ConfigureAwait(false);
             return;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            await EndInterruptedAsync(context, null).ConfigureAwait(false);
             return;
         }
-        var usage = ToUsage(stream);
-        var finish = FinishReasonText(stream.FinishReason);
-        var response = context.Response;
-        response.Headers["x-request-id"] = stream.Id;
-        response.Headers[OpenAiEndpoints.OverheadHeader] = Milliseconds(stream.Overhead);
-        if (chat)
+        catch (Exception ex)
         {
-            var body = new ChatCompletion
-            {
-                Id = stream.Id,
-                Created = stream.Created,
-                Model = stream.Model,
-                Choices = [new ChatChoice { Index = 0, Message = new AssistantMessage { Content = text.ToString() }, FinishReason = finish }],
-                Usage = usage,
-            };
-            await response.WriteAsJsonAsync(body, OpenAiJsonContext.Default.ChatCompletion, cancellationToken: cancellationToken).ConfigureAwait(false);
+            LogUnexpected(logger, ex, context.Request.Path);
+            await OpenAiErrors.WriteAsync(context, Internal(ex)).ConfigureAwait(false);
+            return;
         }
-        else
+        await using (stream.ConfigureAwait(false))
         {
-            var body = new TextCompletion
+            var text = new StringBuilder();
+            try
             {
-                Id = stream.Id,
-                Created = stream.Created,
-                Model = stream.Model,
-                Choices = [new TextChoice { Index = 0, Text = text.ToString(), FinishReason = finish }],
-                Usage = usage,
-            };
-            await response.WriteAsJsonAsync(body, OpenAiJsonContext.Default.TextCompletion, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    text.Append(delta.Chars.Span);
+                }
+            }
+            catch (GatewayException ex)
+            {
+                // Nothing was sent yet: a proper status.
+                await OpenAiErrors.WriteAsync(context, ex).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await EndInterruptedAsync(context, stream).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogUnexpected(logger, ex, context.Request.Path);
+                var failure = Internal(ex);
+                stream.EndedWith(failure);
+                await OpenAiErrors.WriteAsync(context, failure).ConfigureAwait(false);
+                return;
+            }
+            var usage = ToUsage(stream);
+            var finish = FinishReasonText(stream.FinishReason);
+            var response = context.Response;
+            response.Headers["x-request-id"] = stream.Id;
+            response.Headers[OpenAiEndpoints.OverheadHeader] = Milliseconds(stream.Overhead);
+            if (chat)
+            {
+                var body = new ChatCompletion
+                {
+                    Id = stream.Id,
+                    Created = stream.Created,
+                    Model = stream.Model,
+                    Choices = [new ChatChoice { Index = 0, Message = new AssistantMessage { Content = text.ToString() }, FinishReason = finish }],
+                    Usage = usage,
+                };
+                await response.WriteAsJsonAsync(body, OpenAiJsonContext.Default.ChatCompletion, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            }
+            else
+            {
+                var body = new TextCompletion
+                {
+                    Id = stream.Id,
+                    Created = stream.Created,
+                    Model = stream.Model,
+                    Choices = [new TextChoice { Index = 0, Text = text.ToString(), FinishReason = finish }],
+                    Usage = usage,
+                };
+                await response.WriteAsJsonAsync(body, OpenAiJsonContext.Default.TextCompletion, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            }
+            // The answer is complete before the stream's bookkeeping (Triton's close, quota, metrics) runs.
+            await response.CompleteAsync().ConfigureAwait(false);
         }
     }
 
-    private static async Task StreamAsync(HttpContext context, GenerationStream stream, bool chat, bool includeUsage, CancellationToken cancellationToken)
+    private async Task StreamAsync(HttpContext context, GenerationRequest request, Caller caller, bool chat, bool includeUsage, CancellationToken cancellationToken)
     {
-        var response = context.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "text/event-stream; charset=utf-8";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        response.Headers["x-request-id"] = stream.Id;
-        response.Headers[OpenAiEndpoints.OverheadHeader] = Milliseconds(stream.Overhead);
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        // Keep-alive comments start now: a long prompt's wait for its first token is not silence to a proxy.
+        var sse = new SseResponse(context, sseOptions.Value, time);
+        await using (sse.ConfigureAwait(false))
+        {
+            GenerationStream stream;
+            try
+            {
+                stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
+            }
+            catch (GatewayException ex)
+            {
+                await sse.FailAsync(ex).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                if (ShutdownCause(context) is { } shutdown)
+                {
+                    await sse.FailAsync(shutdown).ConfigureAwait(false);
+                }
+                else
+                {
+                    LogClientCancelled(logger, context.Request.Path, null, 0);
+                }
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogUnexpected(logger, ex, context.Request.Path);
+                await sse.FailAsync(Internal(ex)).ConfigureAwait(false);
+                return;
+            }
+            await using (stream.ConfigureAwait(false))
+            {
+                try
+                {
+                    await WriteEventsAsync(sse, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+                }
+                catch (GatewayException ex)
+                {
+                    // The 200 is gone: the error is the final event, then [DONE] (as vLLM does); the
+                    // SDKs raise it. The response then ends normally: an abort would make TCP drop it.
+                    await sse.FailAsync(ex).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    if (ShutdownCause(context) is { } shutdown)
+                    {
+                        stream.EndedWith(shutdown);
+                        await sse.FailAsync(shutdown).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        // The client went away; disposing the stream cancels Triton.
+                        LogClientCancelled(logger, context.Request.Path, stream.Id, stream.CompletionTokens);
+                    }
+                }
+                catch (Exception ex)
+                {
+                    // Never a reset connection: the client gets an error it can read.
+                    LogUnexpected(logger, ex, context.Request.Path);
+                    var failure = Internal(ex);
+                    stream.EndedWith(failure);
+                    await sse.FailAsync(failure).ConfigureAwait(false);
+                }
+            }
+        }
+    }
 
-        var sse = new SseWriter(response.BodyWriter);
+    private static async Task WriteEventsAsync(SseResponse sse, GenerationStream stream, bool chat, bool includeUsage, CancellationToken cancellationToken)
+    {
+        await sse.StartAsync(stream.Id, Milliseconds(stream.Overhead), cancellationToken).ConfigureAwait(false);
         // One chunk object per stream, mutated per event: no per-token object graphs.
         var chatDelta = new ChunkDelta();
         var chatChoice = new ChunkChoice { Index = 0, Delta = chatDelta };
         var chatChunk = new ChatCompletionChunk { Id = stream.Id, Created = stream.Created, Model = stream.Model, Choices = [chatChoice] };
         var textChoice = new TextChoice { Index = 0, Text = "" };
         var textChunk = new TextCompletion { Id = stream.Id, Created = stream.Created, Model = stream.Model, Choices = [textChoice] };
-        try
+        if (chat)
         {
-            await response.StartAsync(cancellationToken).ConfigureAwait(false);
-            if (chat)
+            chatDelta.Role = "assistant";
+            chatDelta.Content = "";
+            await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+            chatDelta.Role = null;
+        }
+        // The chunk's bytes around its text, serialised once: per token only the text is written.
+        DeltaFrame? frame;
+        if (chat)
+        {
+            chatDelta.Content = SseWriter.TextPlaceholder;
+            frame = SseWriter.CreateFrame(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk);
+        }
+        else
+        {
+            textChoice.Text = SseWriter.TextPlaceholder;
+            frame = SseWriter.CreateFrame(textChunk, OpenAiJsonContext.Default.TextCompletion);
+        }
+        await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (delta.Chars.IsEmpty)
             {
-                chatDelta.Role = "assistant";
-                chatDelta.Content = "";
-                await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
-                chatDelta.Role = null;
+                continue;
             }
-            // The chunk's bytes around its text, serialised once: per token only the text is written.
-            DeltaFrame? frame;
-            if (chat)
+            if (frame is not null)
             {
-                chatDelta.Content = SseWriter.TextPlaceholder;
-                frame = SseWriter.CreateFrame(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk);
+                await sse.WriteDeltaAsync(frame, delta.Chars, cancellationToken).ConfigureAwait(false);
+            }
+            else if (chat)
+            {
+                chatDelta.Content = delta.Text;
+                await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
             }
             else
             {
-                textChoice.Text = SseWriter.TextPlaceholder;
-                frame = SseWriter.CreateFrame(textChunk, OpenAiJsonContext.Default.TextCompletion);
+                textChoice.Text = delta.Text;
+                await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken).ConfigureAwait(false);
             }
-            await foreach (var delta in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        }
+        var finish = FinishReasonText(stream.FinishReason);
+        if (chat)
+        {
+            chatDelta.Content = null;
+            chatChoice.FinishReason = finish;
+            await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+            if (includeUsage)
             {
-                if (delta.Chars.IsEmpty)
-                {
-                    continue;
-                }
-                if (frame is not null)
-                {
-                    await sse.WriteDeltaAsync(frame, delta.Chars.Span, cancellationToken).ConfigureAwait(false);
-                }
-                else if (chat)
-                {
-                    chatDelta.Content = delta.Text;
-                    await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    textChoice.Text = delta.Text;
-                    await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken: cancellationToken).ConfigureAwait(false);
-                }
-            }
-            var finish = FinishReasonText(stream.FinishReason);
-            if (chat)
-            {
-                chatDelta.Content = null;
-                chatChoice.FinishReason = finish;
+                chatChunk.Choices = [];
+                chatChunk.Usage = ToUsage(stream);
                 await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
-                if (includeUsage)
-                {
-                    chatChunk.Choices = [];
-                    chatChunk.Usage = ToUsage(stream);
-                    await sse.WriteAsync(chatChunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
-                }
             }
-            else
+        }
+        else
+        {
+            textChoice.Text = "";
+            textChoice.FinishReason = finish;
+            await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken).ConfigureAwait(false);
+            if (includeUsage)
             {
-                textChoice.Text = "";
-                textChoice.FinishReason = finish;
-                await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (includeUsage)
-                {
-                    textChunk.Choices = [];
-                    textChunk.Usage = ToUsage(stream);
-                    await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken: cancellationToken).ConfigureAwait(false);
-                }
+                textChunk.Choices = [];
+                textChunk.Usage = ToUsage(stream);
+                await sse.WriteAsync(textChunk, OpenAiJsonContext.Default.TextCompletion, cancellationToken).ConfigureAwait(false);
             }
-            await sse.WriteDoneAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (GatewayException ex)
-        {
-            // The 200 is gone: the error is the final event (no [DONE] after it), as vLLM and the
-            // OpenAI SDKs expect; the Node and Python SDKs raise it. The response then ends normally:
-            // aborting instead would make TCP drop the unread event on the client.
-            await sse.WriteAsync(OpenAiErrors.ToBody(ex), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException and not GatewayException && response.HasStarted)
-        {
-            await sse.WriteAsync(OpenAiErrors.ToBody(Internal(ex)), OpenAiJsonContext.Default.ErrorResponse, cancellationToken).ConfigureAwait(false);
-            throw;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The client went away; disposing the stream cancels Triton.
-        }
+        // [DONE] is flushed before the stream's bookkeeping (Triton's close, quota, metrics) runs at dispose.
+        await sse.CompleteAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private static Usage ToUsage(GenerationStream stream)

@@ -10,7 +10,10 @@ internal enum TritonFailure
 {
     /// <summary>No connection or the connection broke (Unavailable, reset).</summary>
     Transport,
-    /// <summary>Triton answered with <c>error_message</c> for this request.</summary>
+    /// <summary>
+    /// Triton answered with <c>error_message</c> for this request, or a status that says the request
+    /// itself is at fault (INVALID_ARGUMENT, NOT_FOUND, ...): deterministic, never retried.
+    /// </summary>
     Backend,
     /// <summary>Nothing arrived within the first-token or idle timeout.</summary>
     Timeout,
@@ -91,6 +94,8 @@ internal sealed class TritonCall : IAsyncDisposable
         {
             throw Translate(ex);
         }
+        // The timeouts measure Triton's silence only: while the caller writes to a slow client, no clock runs.
+        _timeout.CancelAfter(Timeout.InfiniteTimeSpan);
         if (!moved)
         {
             return null;
@@ -137,11 +142,17 @@ internal sealed class TritonCall : IAsyncDisposable
         }
         return ex switch
         {
-            RpcException rpc => new TritonCallException(TritonFailure.Transport, $"Triton call failed: {rpc.StatusCode} {rpc.Status.Detail}", ex),
+            RpcException rpc => new TritonCallException(IsDeterministic(rpc.StatusCode) ? TritonFailure.Backend : TritonFailure.Transport,
+                $"Triton call failed: {rpc.StatusCode} {rpc.Status.Detail}", ex),
             TritonCallException => ex,
             _ => new TritonCallException(TritonFailure.Transport, "Triton call failed: " + ex.Message, ex),
         };
     }
+
+    /// <summary>Statuses that another replica would answer the same way: never worth a retry.</summary>
+    private static bool IsDeterministic(StatusCode code) => code is StatusCode.InvalidArgument or StatusCode.NotFound
+        or StatusCode.FailedPrecondition or StatusCode.OutOfRange or StatusCode.Unimplemented or StatusCode.AlreadyExists
+        or StatusCode.PermissionDenied or StatusCode.Unauthenticated;
 
     public async ValueTask DisposeAsync()
     {

@@ -41,7 +41,7 @@ public sealed class TritonOptions
     /// <summary>Longest wait between two responses once tokens flow. There is no total timeout.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Attempts before the first token (connect failures, backend errors), each on another replica when there is one; never after.</summary>
+    /// <summary>Attempts before the first token on transport failures (connect, reset, UNAVAILABLE), each on another replica when there is one; never after it, never on a deterministic rejection.</summary>
     public int MaxAttempts { get; set; } = 3;
 
     /// <summary>gRPC receive limit (the 4 MB default is too small for large outputs).</summary>

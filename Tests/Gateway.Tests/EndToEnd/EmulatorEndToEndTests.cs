@@ -159,9 +159,9 @@ public sealed class EmulatorKilledTests
             await sse.NextAsync(); // a token
             await host.Emulator.StopAsync(new CancellationToken(canceled: true)); // kill: connections aborted
             var events = await sse.ReadAllAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            var error = Functional.Json.Parse(events[^1]).GetProperty("error");
+            var error = Functional.Json.Parse(events[^2]).GetProperty("error");
             Assert.Equal("backend_error", error.GetProperty("code").GetString());
-            Assert.DoesNotContain("[DONE]", events);
+            Assert.Equal("[DONE]", events[^1]);
         }
         finally
         {

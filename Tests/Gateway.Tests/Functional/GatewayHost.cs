@@ -53,6 +53,9 @@ internal sealed class GatewayHost : IAsyncDisposable
             ["Gateway:Triton:Endpoints:0"] = triton.ToString(),
             ["Gateway:Triton:FirstTokenTimeout"] = "00:00:30",
             ["Gateway:Triton:IdleTimeout"] = "00:00:30",
+            // No load balancer in front: stopping a test gateway drains without an accept window.
+            ["Gateway:Shutdown:AcceptWindow"] = "00:00:00",
+            ["Gateway:Shutdown:DrainTimeout"] = "00:00:03",
             ["Gateway:ApiKeys:full:Sha256"] = ApiKeyHash.ToHex(TestKeys.Full),
             ["Gateway:ApiKeys:full:Tenant"] = "tenant-full",
             ["Gateway:ApiKeys:full:AllowedModels:0"] = "*",

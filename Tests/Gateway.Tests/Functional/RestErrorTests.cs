@@ -203,7 +203,8 @@ public sealed class RestErrorTests : IAsyncLifetime
         time.Advance(TimeSpan.FromSeconds(7));
         var error = Json.Parse((await sse.NextAsync().WaitAsync(Wait))!).GetProperty("error");
         Assert.Equal("idle_timeout", error.GetProperty("code").GetString());
-        // The error is the last event: no [DONE] after it.
+        // The error is the final event, then [DONE] (as vLLM ends a failed stream) and the end of the body.
+        Assert.Equal("[DONE]", await sse.NextAsync().WaitAsync(Wait));
         Assert.Null(await sse.NextAsync().WaitAsync(Wait));
         await triton.Calls.Single().Cancelled.WaitAsync(Wait);
     }
@@ -228,10 +229,11 @@ public sealed class RestErrorTests : IAsyncLifetime
         Assert.Contains(" one", await sse.NextAsync());
         clientHasTokens.SetResult();
         var events = await sse.ReadAllAsync().WaitAsync(Wait);
-        var error = Json.Parse(events[^1]).GetProperty("error");
+        var error = Json.Parse(events[^2]).GetProperty("error");
         Assert.Equal("backend_error", error.GetProperty("code").GetString());
         Assert.Equal("server_error", error.GetProperty("type").GetString());
-        Assert.DoesNotContain("[DONE]", events);
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Single(events, e => e == "[DONE]");
         Assert.Single(triton.Calls); // never retried after tokens were sent
     }
 }

@@ -287,14 +287,14 @@ public sealed class RestStreamingTests
     }
 
     [Fact]
-    public async Task Stream_FirstAttemptFailsBeforeAnyToken_RetriesAndSucceeds()
+    public async Task Stream_TransportFailsBeforeAnyToken_RetriesAndSucceeds()
     {
         var attempt = 0;
         await using var triton = await ScriptedTriton.StartAsync(async call =>
         {
             if (Interlocked.Increment(ref attempt) == 1)
             {
-                await call.SendErrorAsync("model instance crashed");
+                call.Kill(); // the connection breaks before any token: a transport failure
                 return;
             }
             await call.SendTokensAsync(Gpt2.Encode(" ok"));
@@ -304,6 +304,20 @@ public sealed class RestStreamingTests
         using var response = await gateway.Http.PostAsync("/v1/chat/completions", ChatBody());
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(2, triton.Calls.Count);
+    }
+
+    [Fact]
+    public async Task Stream_BackendRejectsTheRequest_IsNotRetried()
+    {
+        await using var triton = await ScriptedTriton.StartAsync(call =>
+            call.SendErrorAsync("[request id: <id_unknown>] inference request for model 'fastertransformer' has invalid argument"));
+        await using var gateway = await GatewayHost.StartAsync(triton.Address);
+        using var response = await gateway.Http.PostAsync("/v1/chat/completions", ChatBody());
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var error = Json.Parse(await response.Content.ReadAsStringAsync()).GetProperty("error");
+        Assert.Equal("backend_error", error.GetProperty("code").GetString());
+        Assert.Contains("invalid argument", error.GetProperty("message").GetString());
+        Assert.Single(triton.Calls); // the same request would be rejected the same way anywhere
     }
 
     [Fact]

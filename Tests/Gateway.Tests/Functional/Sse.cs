@@ -8,6 +8,12 @@ internal sealed class SseReader(Stream body) : IDisposable
 {
     private readonly StreamReader _reader = new(body);
 
+    /// <summary>SSE comment lines (<c>: keep-alive</c>) seen so far; SDKs skip them, so does <see cref="NextAsync"/>.</summary>
+    public List<string> Comments { get; } = [];
+
+    /// <summary>Comments seen before the first data line.</summary>
+    public int CommentsBeforeFirstData { get; private set; } = -1;
+
     /// <summary>The next event's data, or null at the end of the body.</summary>
     public async Task<string?> NextAsync(CancellationToken cancellationToken = default)
     {
@@ -22,7 +28,16 @@ internal sealed class SseReader(Stream body) : IDisposable
                 }
                 continue;
             }
+            if (line.StartsWith(':'))
+            {
+                Comments.Add(line);
+                continue;
+            }
             Assert.StartsWith("data: ", line);
+            if (CommentsBeforeFirstData < 0)
+            {
+                CommentsBeforeFirstData = Comments.Count;
+            }
             Assert.Null(data); // one data line per event
             data = line["data: ".Length..];
         }
