@@ -4,7 +4,6 @@ using Aspire.Hosting.ApplicationModel;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Logging;
 
 namespace Aspire.Hosting;
 
@@ -15,9 +14,10 @@ namespace Aspire.Hosting;
 /// <item>publish mode: Aspire's Redis container (a Deployment + Service in the GKE manifests,
 /// password in the gateway's Secret); with <c>Redis:External=true</c> no container but a
 /// connection string supplied at deploy time (e.g. Memorystore's address) in the gateway's Secret;</item>
-/// <item>run mode: the local <c>redis-server</c> (Debian package) as an executable on port 6379 when
-/// it is installed, else the Redis container when a container runtime is on the PATH, else nothing:
-/// the gateway then keeps its quotas in memory (logged at start).</item>
+/// <item>run mode: chosen by <see cref="OptionalResourceChooser"/>: the Redis container where a
+/// container engine works, else the local <c>redis-server</c> (Debian package) as an executable on
+/// port 6379, else nothing: the gateway then keeps its quotas in memory. The AppHost log says
+/// which and why; <c>Redis:Mode</c> forces one.</item>
 /// </list>
 /// </summary>
 internal static class RedisResourceExtensions
@@ -43,48 +43,35 @@ internal static class RedisResourceExtensions
             return builder;
         }
 
-        if (FindOnPath("redis-server") is { } redisServer)
+        var choice = builder.ChooseLocalMode(name, "Redis", "redis-server",
+            "the gateway keeps its quotas in memory, per replica (install redis-server or start a container engine to share them)");
+        switch (choice.Mode)
         {
-            var port = builder.Configuration.GetValue("Redis:Port", LocalPort);
-            var healthCheck = $"{name}-ping";
-            builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new RedisPingHealthCheck(port), failureStatus: null, tags: null));
-            var redis = builder.AddExecutable(name, redisServer, builder.AppHostDirectory,
-                    "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-                .WithEndpoint(port: port, targetPort: port, scheme: "tcp", name: EndpointName, isProxied: false)
-                .WithHealthCheck(healthCheck);
-            var endpoint = redis.GetEndpoint(EndpointName);
-            gateway.WithEnvironment("ConnectionStrings__redis", ReferenceExpression.Create($"{endpoint.Property(EndpointProperty.HostAndPort)}"))
-                .WaitFor(redis);
-            return builder;
-        }
-
-        if (FindOnPath("docker") is not null || FindOnPath("podman") is not null)
-        {
-            var redis = builder.AddRedis(name);
-            gateway.WithReference(redis).WaitFor(redis);
-            return builder;
-        }
-
-        builder.Eventing.Subscribe<BeforeStartEvent>((@event, _) =>
-        {
-            var logger = @event.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Aspire.Hosting.Redis");
-            logger.LogWarning("Neither redis-server nor a container runtime was found: no '{Name}' resource; the gateway keeps its quotas in memory (apt-get install redis-server to share them)", name);
-            return Task.CompletedTask;
-        });
-        return builder;
-    }
-
-    private static string? FindOnPath(string executable)
-    {
-        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            var candidate = Path.Combine(directory, executable);
-            if (File.Exists(candidate))
+            case ResourceMode.Container:
             {
-                return candidate;
+                var redis = builder.AddRedis(name);
+                gateway.WithReference(redis).WaitFor(redis);
+                break;
             }
+            case ResourceMode.Executable:
+            {
+                var port = builder.Configuration.GetValue("Redis:Port", LocalPort);
+                var healthCheck = $"{name}-ping";
+                builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(healthCheck, _ => new RedisPingHealthCheck(port), failureStatus: null, tags: null));
+                var redis = builder.AddExecutable(name, choice.ExecutablePath!, builder.AppHostDirectory,
+                        "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+                    .WithEndpoint(port: port, targetPort: port, scheme: "tcp", name: EndpointName, isProxied: false)
+                    .WithHealthCheck(healthCheck);
+                var endpoint = redis.GetEndpoint(EndpointName);
+                gateway.WithEnvironment("ConnectionStrings__redis", ReferenceExpression.Create($"{endpoint.Property(EndpointProperty.HostAndPort)}"))
+                    .WaitFor(redis);
+                break;
+            }
+            default:
+                // Embedded: no resource and nothing to wait for.
+                break;
         }
-        return null;
+        return builder;
     }
 
     /// <summary>Healthy when the local redis-server answers <c>PING</c> with <c>+PONG</c>.</summary>
