@@ -31,6 +31,17 @@ internal static class GatewayResourceExtensions
             // A vLLM model folder dropped into models/ is served without configuration.
             .WithEnvironment("Gateway__ModelDiscovery__Enabled", "true");
 
+        if (TritonModelRepository.IsTensorRtLlm(builder))
+        {
+            // TensorRT-LLM's repository: the public id stays gpt-j-6b, served by the ensemble under the
+            // tensorrtllm contract, with the engine's build limits (models-trtllm/tensorrt_llm).
+            gateway.WithEnvironment("Gateway__Models__gpt-j-6b__TritonModel", "ensemble")
+                .WithEnvironment("Gateway__Models__gpt-j-6b__Contract", "tensorrtllm")
+                .WithEnvironment("Gateway__Models__gpt-j-6b__ContextWindow", "2048")
+                .WithEnvironment("Gateway__Models__gpt-j-6b__MaxInputTokens", "1024")
+                .WithEnvironment("Gateway__Models__gpt-j-6b__MaxOutputTokens", "1024");
+        }
+
         if (builder.Environment.IsDevelopment() && !builder.ExecutionContext.IsPublishMode)
         {
             var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(DevApiKey)));

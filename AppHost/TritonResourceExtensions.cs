@@ -24,23 +24,25 @@ internal static class TritonResourceExtensions
     /// <param name="portOffset">Added to 8000/8001/8002, so local replicas can run side by side (see TritonReplicaExtensions).</param>
     public static IResourceBuilder<IResourceWithEndpoints> AddTriton(this IDistributedApplicationBuilder builder, string name, int portOffset = 0)
     {
-        // The repository's models/ folder, or another Triton model repository (Triton:ModelRepository).
-        var modelRepository = Path.GetFullPath(builder.Configuration["Triton:ModelRepository"] is { Length: > 0 } configured
-            ? configured
-            : Path.Combine(builder.AppHostDirectory, "..", "models"));
+        // The repository's models/ folder, or another Triton model repository (Triton:ModelRepository,
+        // e.g. models-trtllm for TensorRT-LLM's inflight_batcher_llm layout).
+        var modelRepository = TritonModelRepository.Resolve(builder);
+        var tensorRtLlm = TritonModelRepository.IsTensorRtLlm(modelRepository);
         var useContainer = builder.ExecutionContext.IsPublishMode
             || builder.Configuration.GetValue<bool>("Triton:UseContainer");
 
         // Declared in every mode so they show in the dashboard and in published manifests.
-        var image = Parameter(builder, "triton-image", DefaultImage);
-        var tag = Parameter(builder, "triton-tag", DefaultTag);
+        var defaultImage = tensorRtLlm ? TritonModelRepository.TensorRtLlmImage : DefaultImage;
+        var defaultTag = tensorRtLlm ? TritonModelRepository.TensorRtLlmTag : DefaultTag;
+        var image = Parameter(builder, "triton-image", defaultImage);
+        var tag = Parameter(builder, "triton-tag", defaultTag);
 
         if (useContainer)
         {
             var container = builder.AddContainer(
                     name,
-                    builder.Configuration["Parameters:triton-image"] ?? DefaultImage,
-                    builder.Configuration["Parameters:triton-tag"] ?? DefaultTag)
+                    builder.Configuration["Parameters:triton-image"] ?? defaultImage,
+                    builder.Configuration["Parameters:triton-tag"] ?? defaultTag)
                 .WithBindMount(modelRepository, "/models", isReadOnly: true)
                 .WithHttpEndpoint(port: HttpPort + portOffset, targetPort: HttpPort, name: HttpEndpoint)
                 .WithHttpEndpoint(port: GrpcPort + portOffset, targetPort: GrpcPort, name: GrpcEndpoint)
@@ -50,6 +52,12 @@ internal static class TritonResourceExtensions
                 .WithContainerRuntimeArgs("--gpus=all", "--shm-size=1g", "--ulimit", "memlock=-1")
                 .WithHttpHealthCheck("/v2/health/ready", endpointName: HttpEndpoint)
                 .WithAnnotation(new TritonImageParametersAnnotation(image.Resource, tag.Resource));
+            if (tensorRtLlm)
+            {
+                // TensorRT-LLM engines (rank*.engine, config.json) and the tokenizer live outside the
+                // repository: models-trtllm's gpt_model_path and tokenizer_dir point under /engines.
+                container.WithBindMount(TritonModelRepository.EngineDirectory(builder), TritonModelRepository.EnginesMountPath, isReadOnly: true);
+            }
             return container;
         }
 

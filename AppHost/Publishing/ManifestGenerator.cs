@@ -291,6 +291,28 @@ internal static class ManifestGenerator
             ],
         });
         // The GCS FUSE CSI webhook injects its sidecar only into pods that ask for it.
+        if (workload.Mounts.Count > 1)
+        {
+            // TensorRT-LLM: the engine files and tokenizer from their own bucket (<model bucket>-engines),
+            // read-only at the path the repository's gpt_model_path / tokenizer_dir name (docs/deploy-gke.md).
+            var engines = workload.Mounts[1];
+            container.VolumeMounts.Add(new V1VolumeMount { Name = "engines", MountPath = engines.Target, ReadOnlyProperty = true });
+            deployment.Spec.Template.Spec.Volumes.Add(new V1Volume
+            {
+                Name = "engines",
+                Csi = new V1CSIVolumeSource
+                {
+                    Driver = "gcsfuse.csi.storage.gke.io",
+                    ReadOnlyProperty = true,
+                    VolumeAttributes = new Dictionary<string, string>
+                    {
+                        ["bucketName"] = settings.ModelBucket + "-engines",
+                        // Engines are read once at load: large sequential reads, cached on the node.
+                        ["mountOptions"] = "implicit-dirs,file-cache:enable-parallel-downloads:true",
+                    },
+                },
+            });
+        }
         deployment.Spec.Template.Metadata.Annotations = new Dictionary<string, string> { ["gke-gcsfuse/volumes"] = "true" };
 
         var folder = workload.Name;

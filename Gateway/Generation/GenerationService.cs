@@ -56,6 +56,12 @@ internal sealed partial class GenerationService(
                 $"{request.MaxTokensParam} is too large: {asked}. This model supports at most {options.MaxOutputTokens} completion tokens.",
                 request.MaxTokensParam, "invalid_value");
         }
+        if (options.MaxInputTokens > 0 && promptTokens > options.MaxInputTokens)
+        {
+            throw new GatewayException(GatewayError.ContextLengthExceeded,
+                $"This model's maximum input length is {options.MaxInputTokens} tokens. However, your {promptParam} has {promptTokens} tokens. Please reduce the length of the {promptParam}.",
+                promptParam, "context_length_exceeded");
+        }
         var maxTokens = request.MaxTokens ?? Math.Min(options.MaxOutputTokens, options.ContextWindow - promptTokens);
         if (maxTokens < 1 || promptTokens + maxTokens > options.ContextWindow)
         {

@@ -73,6 +73,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<TextTokenizers>();
         services.AddSingleton<ITritonContract, FasterTransformerContract>();
         services.AddSingleton<ITritonContract, VllmContract>();
+        services.AddSingleton<ITritonContract, TensorRtLlmContract>();
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
         services.AddQuotas();

@@ -22,7 +22,7 @@ public sealed class ModelOptions
     /// <summary>Triton model version; empty = the server's policy.</summary>
     public string TritonModelVersion { get; set; } = "";
 
-    /// <summary>The tensor contract: <c>fastertransformer</c> (token ids) or <c>vllm</c> (text; one class each).</summary>
+    /// <summary>The tensor contract: <c>fastertransformer</c> (token ids), <c>vllm</c> or <c>tensorrtllm</c> (text; one class each).</summary>
     public string Contract { get; set; } = "fastertransformer";
 
     /// <summary>
@@ -36,6 +36,12 @@ public sealed class ModelOptions
 
     /// <summary>Prompt + completion tokens the model can hold.</summary>
     public int ContextWindow { get; set; } = 2048;
+
+    /// <summary>
+    /// Longest prompt the engine accepts (TensorRT-LLM's <c>max_input_len</c>); 0 = ContextWindow - 1.
+    /// A longer prompt is refused with <c>context_length_exceeded</c> before anything is sent.
+    /// </summary>
+    public int MaxInputTokens { get; set; }
 
     /// <summary>Largest <c>max_tokens</c> a request may ask for; also the default.</summary>
     public int MaxOutputTokens { get; set; } = 512;
@@ -85,6 +91,10 @@ internal sealed class ModelCatalogOptionsValidator : IValidateOptions<ModelCatal
             if (model.MaxOutputTokens < 1 || model.MaxOutputTokens >= model.ContextWindow)
             {
                 failures.Add($"{key}:MaxOutputTokens must be 1..ContextWindow-1 (was {model.MaxOutputTokens}).");
+            }
+            if (model.MaxInputTokens < 0 || model.MaxInputTokens >= model.ContextWindow)
+            {
+                failures.Add($"{key}:MaxInputTokens must be 0 (= ContextWindow - 1) or 1..ContextWindow-1 (was {model.MaxInputTokens}).");
             }
             if (model.EndId < 0 || model.StartId < 0)
             {

@@ -12,7 +12,8 @@ namespace Gateway.Models;
 /// <summary>
 /// Model discovery (section <c>Gateway:ModelDiscovery</c>): text-contract models that Triton serves but
 /// the catalogue does not name join it, so a model folder dropped into the repository is served
-/// without configuration. Today that is Triton's vLLM backend (<c>backend: "vllm"</c>): public id = the
+/// without configuration: Triton's vLLM backend (<c>backend: "vllm"</c>) and TensorRT-LLM's ensemble or
+/// BLS model (by its metadata: <c>text_input</c> BYTES + <c>max_tokens</c> INT32): public id = the
 /// Triton model name, chat template from the config parameter <c>chat_template</c>, context window
 /// from <c>max_model_len</c>, both falling back to the defaults below. Token-id contracts
 /// (FasterTransformer) need a tokenizer and ids the config does not carry, so they stay configured.
@@ -102,7 +103,10 @@ internal sealed partial class TritonModelDiscovery(
                         continue;
                     }
                     var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = entry.Name }, cancellationToken: cancellationToken).ConfigureAwait(false)).Config;
-                    if (ToCatalogEntry(config, options.Value) is { } model && models.TryAdd(entry.Name, model))
+                    var metadata = string.Equals(config.Backend, TritonContracts.Vllm, StringComparison.OrdinalIgnoreCase)
+                        ? null
+                        : await client.ModelMetadataAsync(new ModelMetadataRequest { Name = entry.Name }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    if (ToCatalogEntry(config, metadata, options.Value) is { } model && models.TryAdd(entry.Name, model))
                     {
                         LogDiscovered(logger, entry.Name, model.Contract, model.ChatTemplate, model.ContextWindow);
                     }
@@ -120,10 +124,24 @@ internal sealed partial class TritonModelDiscovery(
         }
     }
 
-    /// <summary>The catalogue entry for a Triton model config, or null when it is not a text-contract model.</summary>
-    internal static ModelOptions? ToCatalogEntry(ModelConfig config, ModelDiscoveryOptions options)
+    /// <summary>
+    /// The catalogue entry for a Triton model, or null when it is not a user-facing text-contract model:
+    /// <c>backend: "vllm"</c>, or a TensorRT-LLM ensemble / BLS model, told by its metadata
+    /// (<c>text_input</c> BYTES and <c>max_tokens</c> INT32). TensorRT-LLM's preprocessing, tensorrt_llm
+    /// and postprocessing models have neither, so they are never listed.
+    /// </summary>
+    internal static ModelOptions? ToCatalogEntry(ModelConfig config, ModelMetadataResponse? metadata, ModelDiscoveryOptions options)
     {
-        if (!string.Equals(config.Backend, TritonContracts.Vllm, StringComparison.OrdinalIgnoreCase))
+        string contract;
+        if (string.Equals(config.Backend, TritonContracts.Vllm, StringComparison.OrdinalIgnoreCase))
+        {
+            contract = TritonContracts.Vllm;
+        }
+        else if (metadata is not null && IsTensorRtLlmTextModel(metadata))
+        {
+            contract = TritonContracts.TensorRtLlm;
+        }
+        else
         {
             return null;
         }
@@ -137,12 +155,24 @@ internal sealed partial class TritonModelDiscovery(
         return new ModelOptions
         {
             TritonModel = config.Name,
-            Contract = TritonContracts.Vllm,
+            Contract = contract,
             ChatTemplate = template,
             ContextWindow = window,
             MaxOutputTokens = Math.Max(1, window / 2),
             OwnedBy = "triton",
         };
+    }
+
+    /// <summary>TensorRT-LLM's text-in, text-out face: inputs <c>text_input</c> BYTES and <c>max_tokens</c> INT32.</summary>
+    internal static bool IsTensorRtLlmTextModel(ModelMetadataResponse metadata)
+    {
+        bool text = false, maxTokens = false;
+        foreach (var input in metadata.Inputs)
+        {
+            text |= input is { Name: "text_input", Datatype: "BYTES" };
+            maxTokens |= input is { Name: "max_tokens", Datatype: "INT32" };
+        }
+        return text && maxTokens;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Discovered Triton model {Model} ({Contract}, chat template {Template}, context {ContextWindow})")]

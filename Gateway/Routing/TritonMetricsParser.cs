@@ -14,28 +14,35 @@ internal readonly record struct TritonMetricsSample(
     double KvBlocksUsed,
     double KvBlocksMax,
     bool HasPending,
-    bool HasQueueCounters);
+    bool HasQueueCounters)
+{
+    /// <summary>TensorRT-LLM requests scheduled in the last iteration (<c>request_type="scheduled"</c>).</summary>
+    public double TrtScheduled { get; init; }
+
+    /// <summary>TensorRT-LLM's used share of the KV-cache blocks (<c>kv_cache_block_type="fraction"</c>; the largest over models).</summary>
+    public double KvFraction { get; init; }
+
+    public bool HasKvFraction { get; init; }
+}
 
 /// <summary>
 /// Reads the few series routing needs from Triton's Prometheus text exposition, straight from the
 /// UTF-8 bytes: no strings, no regex, one pass. Series of the same name are summed over their
-/// labels (every model of the replica); the TensorRT-LLM series are told apart by their
-/// <c>request_type</c> / <c>kv_cache_block_type</c> label.
+/// labels (every model of the replica). Triton's core series are read here; each engine's own
+/// families go to that engine's parser (<see cref="TensorRtLlmMetricsParser"/>), and all of them
+/// fill the one sample the scorer reads.
 /// </summary>
 internal static class TritonMetricsParser
 {
     private static ReadOnlySpan<byte> Pending => "nv_inference_pending_request_count"u8;
     private static ReadOnlySpan<byte> QueueDuration => "nv_inference_queue_duration_us"u8;
     private static ReadOnlySpan<byte> Success => "nv_inference_request_success"u8;
-    private static ReadOnlySpan<byte> TrtRequests => "nv_trt_llm_request_metrics"u8;
-    private static ReadOnlySpan<byte> TrtKvBlocks => "nv_trt_llm_kv_cache_block_metrics"u8;
-    private static ReadOnlySpan<byte> RequestType => "request_type"u8;
-    private static ReadOnlySpan<byte> KvBlockType => "kv_cache_block_type"u8;
 
     public static TritonMetricsSample Parse(ReadOnlySpan<byte> text)
     {
-        double pending = 0, queue = 0, success = 0, waiting = 0, active = 0, max = 0, kvUsed = 0, kvMax = 0;
+        double pending = 0, queue = 0, success = 0;
         bool hasPending = false, hasQueue = false, hasSuccess = false;
+        var trt = new TensorRtLlmMetricsParser();
         while (!text.IsEmpty)
         {
             var end = text.IndexOf((byte)'\n');
@@ -82,37 +89,17 @@ internal static class TritonMetricsParser
                 success += value;
                 hasSuccess = true;
             }
-            else if (name.SequenceEqual(TrtRequests))
+            else
             {
-                var type = Label(labels, RequestType);
-                if (type.SequenceEqual("waiting"u8))
-                {
-                    waiting += value;
-                    hasPending = true;
-                }
-                else if (type.SequenceEqual("active"u8))
-                {
-                    active += value;
-                }
-                else if (type.SequenceEqual("max"u8))
-                {
-                    max += value;
-                }
-            }
-            else if (name.SequenceEqual(TrtKvBlocks))
-            {
-                var type = Label(labels, KvBlockType);
-                if (type.SequenceEqual("used"u8))
-                {
-                    kvUsed += value;
-                }
-                else if (type.SequenceEqual("max"u8))
-                {
-                    kvMax += value;
-                }
+                trt.Read(name, labels, value);
             }
         }
-        return new TritonMetricsSample(pending, queue, success, waiting, active, max, kvUsed, kvMax, hasPending, hasQueue && hasSuccess);
+        return new TritonMetricsSample(pending, queue, success, trt.Waiting, trt.Active, trt.Max, trt.KvUsed, trt.KvMax, hasPending || trt.HasWaiting, hasQueue && hasSuccess)
+        {
+            TrtScheduled = trt.Scheduled,
+            KvFraction = trt.KvFraction,
+            HasKvFraction = trt.HasKvFraction,
+        };
     }
 
     /// <summary>The sample value: the first field after the name and labels (a timestamp may follow).</summary>
@@ -134,7 +121,7 @@ internal static class TritonMetricsParser
     }
 
     /// <summary>The value of label <paramref name="key"/> in <c>a="x",b="y"</c> (no escapes expected in these values).</summary>
-    private static ReadOnlySpan<byte> Label(ReadOnlySpan<byte> labels, ReadOnlySpan<byte> key)
+    internal static ReadOnlySpan<byte> Label(ReadOnlySpan<byte> labels, ReadOnlySpan<byte> key)
     {
         while (!labels.IsEmpty)
         {
@@ -158,5 +145,70 @@ internal static class TritonMetricsParser
             labels = labels.TrimStart((byte)',');
         }
         return default;
+    }
+}
+
+/// <summary>
+/// TensorRT-LLM's batch manager families (tensorrtllm_backend's custom metrics reporter), told apart
+/// by their category label: <c>nv_trt_llm_request_metrics{request_type=waiting|scheduled|active|max}</c>
+/// and <c>nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=fraction|used|max}</c>.
+/// </summary>
+internal ref struct TensorRtLlmMetricsParser
+{
+    private static ReadOnlySpan<byte> Requests => "nv_trt_llm_request_metrics"u8;
+    private static ReadOnlySpan<byte> KvBlocks => "nv_trt_llm_kv_cache_block_metrics"u8;
+    private static ReadOnlySpan<byte> RequestType => "request_type"u8;
+    private static ReadOnlySpan<byte> KvBlockType => "kv_cache_block_type"u8;
+
+    public double Waiting;
+    public double Scheduled;
+    public double Active;
+    public double Max;
+    public double KvUsed;
+    public double KvMax;
+    public double KvFraction;
+    public bool HasWaiting;
+    public bool HasKvFraction;
+
+    public void Read(ReadOnlySpan<byte> name, ReadOnlySpan<byte> labels, double value)
+    {
+        if (name.SequenceEqual(Requests))
+        {
+            var type = TritonMetricsParser.Label(labels, RequestType);
+            if (type.SequenceEqual("waiting"u8))
+            {
+                Waiting += value;
+                HasWaiting = true;
+            }
+            else if (type.SequenceEqual("scheduled"u8))
+            {
+                Scheduled += value;
+            }
+            else if (type.SequenceEqual("active"u8))
+            {
+                Active += value;
+            }
+            else if (type.SequenceEqual("max"u8))
+            {
+                Max += value;
+            }
+        }
+        else if (name.SequenceEqual(KvBlocks))
+        {
+            var type = TritonMetricsParser.Label(labels, KvBlockType);
+            if (type.SequenceEqual("fraction"u8))
+            {
+                KvFraction = Math.Max(KvFraction, value);
+                HasKvFraction = true;
+            }
+            else if (type.SequenceEqual("used"u8))
+            {
+                KvUsed += value;
+            }
+            else if (type.SequenceEqual("max"u8))
+            {
+                KvMax += value;
+            }
+        }
     }
 }

@@ -4,8 +4,8 @@ namespace Gateway.Routing;
 /// <param name="Timestamp">When the scrape finished (<see cref="TimeProvider.GetTimestamp"/>).</param>
 /// <param name="Pending">Queued requests: <c>nv_inference_pending_request_count</c>, or TensorRT-LLM's waiting requests when larger.</param>
 /// <param name="AverageQueueUs">Δ<c>nv_inference_queue_duration_us</c> / Δ<c>nv_inference_request_success</c> since the previous scrape.</param>
-/// <param name="BatchUtilization">TensorRT-LLM active / max requests (0 when absent).</param>
-/// <param name="KvUtilization">TensorRT-LLM used / max KV-cache blocks (0 when absent).</param>
+/// <param name="BatchUtilization">TensorRT-LLM scheduled (or active, the larger) / max requests (0 when absent).</param>
+/// <param name="KvUtilization">TensorRT-LLM's KV-cache block fraction, else used / max blocks (0 when absent).</param>
 internal sealed record ReplicaLoad(long Timestamp, double Pending, double AverageQueueUs, double BatchUtilization, double KvUtilization);
 
 /// <summary>
@@ -158,8 +158,8 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
             _lastSuccess = sample.RequestSuccess;
         }
         var pending = Math.Max(sample.PendingRequests, sample.TrtWaiting);
-        var batch = sample.TrtMax > 0 ? sample.TrtActive / sample.TrtMax : 0;
-        var kv = sample.KvBlocksMax > 0 ? sample.KvBlocksUsed / sample.KvBlocksMax : 0;
+        var batch = sample.TrtMax > 0 ? Math.Max(sample.TrtActive, sample.TrtScheduled) / sample.TrtMax : 0;
+        var kv = sample.HasKvFraction ? sample.KvFraction : sample.KvBlocksMax > 0 ? sample.KvBlocksUsed / sample.KvBlocksMax : 0;
         Load = new ReplicaLoad(timestamp, pending, averageQueueUs, batch, kv);
     }
 

@@ -27,7 +27,20 @@ internal sealed class TritonMetrics
         GpuUtilization = factory.CreateGauge("nv_gpu_utilization", "GPU utilization rate [0.0 - 1.0)", "gpu_uuid");
         GpuMemoryTotal = factory.CreateGauge("nv_gpu_memory_total_bytes", "GPU total memory, in bytes", "gpu_uuid");
         GpuMemoryUsed = factory.CreateGauge("nv_gpu_memory_used_bytes", "GPU used memory, in bytes", "gpu_uuid");
+        // TensorRT-LLM's batch manager statistics (tensorrtllm_backend's custom metrics reporter): one
+        // gauge family per group, the member told apart by the group's category label.
+        TrtRequests = factory.CreateGauge("nv_trt_llm_request_metrics", "TRT LLM request metrics", ["model", "request_type", "version"]);
+        TrtRuntimeMemory = factory.CreateGauge("nv_trt_llm_runtime_memory_metrics", "TRT LLM runtime memory metrics", ["memory_type", "model", "version"]);
+        TrtKvCacheBlocks = factory.CreateGauge("nv_trt_llm_kv_cache_block_metrics", "TRT LLM KV cache block metrics", ["kv_cache_block_type", "model", "version"]);
+        TrtInflightBatcher = factory.CreateGauge("nv_trt_llm_inflight_batcher_metrics", "TRT LLM inflight_batcher-specific metrics", ["inflight_batcher_specific_metric", "model", "version"]);
+        TrtGeneral = factory.CreateGauge("nv_trt_llm_general_metrics", "General TRT LLM metrics", ["general_type", "model", "version"]);
     }
+
+    public Gauge TrtRequests { get; }
+    public Gauge TrtRuntimeMemory { get; }
+    public Gauge TrtKvCacheBlocks { get; }
+    public Gauge TrtInflightBatcher { get; }
+    public Gauge TrtGeneral { get; }
 
     public CollectorRegistry Registry { get; }
 

@@ -5,7 +5,10 @@ using Microsoft.Extensions.Options;
 using Triton.Inference;
 using TritonEmulator.Hosting;
 using TritonEmulator.Metrics;
+using TritonEmulator.Models.Ensemble;
 using TritonEmulator.Models.FasterTransformer;
+using TritonEmulator.Models.Python;
+using TritonEmulator.Models.TensorRtLlm;
 using TritonEmulator.Models.Text;
 using TritonEmulator.Models.Vllm;
 using TritonEmulator.Scheduling;
@@ -68,17 +71,25 @@ internal sealed partial class InferenceServer(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var models = new List<ServedModel>();
-        foreach (var definition in source.Load())
+        // Ensembles load after the models they compose, as in Triton; the index keeps repository order.
+        var definitions = source.Load();
+        var loaded = new Dictionary<string, ServedModel>(StringComparer.Ordinal);
+        foreach (var definition in definitions.Where(static d => !IsEnsemble(d)))
         {
-            models.Add(Load(definition));
+            loaded[definition.Name] = Load(definition, loaded);
         }
-        _models = models;
+        foreach (var definition in definitions.Where(IsEnsemble))
+        {
+            loaded[definition.Name] = Load(definition, loaded);
+        }
+        _models = [.. definitions.Select(d => loaded[d.Name])];
         _loaded = true;
         return Task.CompletedTask;
     }
 
-    private ServedModel Load(ModelDefinition definition)
+    private static bool IsEnsemble(ModelDefinition definition) => definition.Config?.Platform == EnsembleModel.PlatformName;
+
+    private ServedModel Load(ModelDefinition definition, IReadOnlyDictionary<string, ServedModel> loaded)
     {
         if (definition.Config is null || definition.State != "READY")
         {
@@ -88,10 +99,28 @@ internal sealed partial class InferenceServer(
         var config = definition.Config;
         try
         {
+            if (IsEnsemble(definition))
+            {
+                var ensemble = EnsembleModel.Load(definition.Name, config, name => loaded.GetValueOrDefault(name));
+                var ensembleVersion = definition.Versions.Count == 0 ? "1" : definition.Versions[^1].ToString(CultureInfo.InvariantCulture);
+                LogModelLoaded(_logger, definition.Name, ensembleVersion, EnsembleModel.PlatformName, "ensemble", "composing models");
+                return new ServedModel
+                {
+                    Name = definition.Name,
+                    Versions = definition.Versions,
+                    Config = config,
+                    State = "READY",
+                    Reason = "",
+                    Backend = ensemble,
+                    Statistics = new ModelStatisticsRecorder(definition.Name, ensembleVersion, time, metrics, gpu),
+                };
+            }
             IModelBackend backend = config.Backend switch
             {
                 FasterTransformerModel.BackendName => new FasterTransformerModel(language),
                 VllmModel.BackendName => vllm.Load(definition, config),
+                TensorRtLlmModel.BackendName => new TensorRtLlmModel(config, language, options.Value.Profile, metrics, time),
+                PythonModels.BackendName => PythonModels.Load(definition, config, language),
                 var other => throw new ModelLoadException($"unable to find backend library for backend '{other}'"),
             };
             var selfConfigured = backend as ISelfConfiguredBackend;
@@ -100,11 +129,12 @@ internal sealed partial class InferenceServer(
             var settings = selfConfigured?.Scheduling ?? SchedulerSettings.FromConfig(config);
             var version = definition.Versions.Count == 0 ? "1" : definition.Versions[^1].ToString(CultureInfo.InvariantCulture);
             var statistics = new ModelStatisticsRecorder(definition.Name, version, time, metrics, gpu);
-            if (selfConfigured is null)
+            if (selfConfigured is null or TensorRtLlmModel)
             {
                 gpu.Register(definition.Name, timing.GpuMemoryTotalBytes, timing.WeightsBytes, timing.KvBytesPerToken, settings.MaxBatchSize);
             }
-            var scheduler = new ModelScheduler(settings, timing, time, statistics, loggerFactory.CreateLogger<ModelScheduler>(), backend as IBatchedExecution);
+            var observer = backend is IObservedBackend observed ? observed.Observe(statistics, definition.Name, version) : (ISchedulerObserver)statistics;
+            var scheduler = new ModelScheduler(settings, timing, time, observer, loggerFactory.CreateLogger<ModelScheduler>(), backend as IBatchedExecution);
             scheduler.Start();
             LogModelLoaded(_logger, definition.Name, version, config.Backend, settings.Mode.ToString(), timing.Name);
             return new ServedModel
@@ -151,10 +181,73 @@ internal sealed partial class InferenceServer(
     public async IAsyncEnumerable<ModelInferResponse> InferAsync(ServedModel model, ModelInferRequest request,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        if (model.Backend is EnsembleModel ensemble)
+        {
+            await foreach (var response in RunEnsembleAsync(model, ensemble, request, cancellationToken))
+            {
+                yield return response;
+            }
+            yield break;
+        }
         var responses = Submit(model, request, cancellationToken);
         await foreach (var response in responses.Reader.ReadAllAsync(cancellationToken))
         {
             yield return response;
+        }
+    }
+
+    /// <summary>An ensemble request: validated against the ensemble's own config, counted in its own statistics.</summary>
+    private async IAsyncEnumerable<ModelInferResponse> RunEnsembleAsync(ServedModel model, EnsembleModel ensemble, ModelInferRequest request,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var statistics = model.Statistics!;
+        var started = time.GetTimestamp();
+        ValidatedRequest validated;
+        try
+        {
+            validated = RequestValidator.Validate(model.Config!, model.Name, model.Version, request);
+            SchedulingParameters(request);
+        }
+        catch (InferenceException exception)
+        {
+            statistics.Failed(exception.Reason, TimeSpan.Zero, 0);
+            throw;
+        }
+        var index = 0;
+        var succeeded = false;
+        await using var responses = ensemble.RunAsync(this, model, validated, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    more = await responses.MoveNextAsync();
+                }
+                catch (InferenceException exception)
+                {
+                    statistics.Failed(exception.Reason, time.GetElapsedTime(started), index);
+                    throw;
+                }
+                if (!more)
+                {
+                    break;
+                }
+                statistics.ResponseWritten(index++, TimeSpan.Zero);
+                yield return responses.Current;
+            }
+            var total = time.GetElapsedTime(started);
+            statistics.Executed(validated.BatchSize, validated.BatchSize, total);
+            statistics.Succeeded(validated.BatchSize, total, TimeSpan.Zero, total);
+            succeeded = true;
+        }
+        finally
+        {
+            if (!succeeded && cancellationToken.IsCancellationRequested)
+            {
+                statistics.Failed(FailureReason.Canceled, time.GetElapsedTime(started), index);
+            }
         }
     }
 

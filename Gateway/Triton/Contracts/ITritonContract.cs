@@ -6,8 +6,8 @@ namespace Gateway.Triton.Contracts;
 /// <summary>
 /// A backend tensor contract: how one generation becomes a <see cref="ModelInferRequest"/> and how
 /// streamed responses become new token ids. Cumulative vs delta semantics live here only. One class
-/// per contract (<c>fastertransformer</c> and <c>vllm</c>; <c>tensorrtllm</c> later). A token contract's
-/// decoder yields token ids that the gateway detokenizes; a text contract's decoder (vLLM) also
+/// per contract (<c>fastertransformer</c>, <c>vllm</c>, <c>tensorrtllm</c>). A token contract's
+/// decoder yields token ids that the gateway detokenizes; a text contract's decoder (vLLM, TensorRT-LLM's ensemble) also
 /// implements <see cref="ITritonTextResponseDecoder"/> and yields text and exact token counts.
 /// </summary>
 public interface ITritonContract
@@ -72,7 +72,9 @@ public static class TritonContracts
 
     public const string Vllm = "vllm";
 
-    public static IReadOnlyList<string> Names { get; } = [FasterTransformer, Vllm];
+    public const string TensorRtLlm = "tensorrtllm";
+
+    public static IReadOnlyList<string> Names { get; } = [FasterTransformer, Vllm, TensorRtLlm];
 
     public static bool IsKnown(string? name) => name is not null && Names.Contains(name, StringComparer.OrdinalIgnoreCase);
 

@@ -46,6 +46,39 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
     }
 
     [Fact]
+    public async Task TensorRtLlmRepository_PublishesTheTrtLlmImage_WithGpus_Shm_AndEnginesFromTheirOwnBucket()
+    {
+        var root = Directory.CreateTempSubdirectory("gke-publish-trtllm-").FullName;
+        try
+        {
+            var output = await GkePublish.PublishAsync(root, ["--Triton:ModelRepository=models-trtllm"]);
+            var objects = GkePublish.LoadObjects(output).Select(o => o.Object).ToList();
+            var pod = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "triton").Spec.Template.Spec;
+            var container = Assert.Single(pod.Containers);
+
+            Assert.Equal("nvcr.io/nvidia/tritonserver:25.05-trtllm-python-py3", container.Image);
+            Assert.Equal(1, container.Resources.Limits["nvidia.com/gpu"].ToInt32());
+            Assert.Equal("nvidia-tesla-a100", pod.NodeSelector["cloud.google.com/gke-accelerator"]);
+            var shm = pod.Volumes.Single(v => v.Name == container.VolumeMounts.Single(m => m.MountPath == "/dev/shm").Name);
+            Assert.Equal("Memory", shm.EmptyDir.Medium);
+            var enginesMount = container.VolumeMounts.Single(m => m.MountPath == "/engines");
+            Assert.True(enginesMount.ReadOnlyProperty);
+            var engines = pod.Volumes.Single(v => v.Name == enginesMount.Name);
+            Assert.Equal("llm-gateway-triton-models-engines", engines.Csi.VolumeAttributes["bucketName"]);
+            Assert.Equal("llm-gateway-triton-models", pod.Volumes.Single(v => v.Name == container.VolumeMounts.Single(m => m.MountPath == "/models").Name).Csi.VolumeAttributes["bucketName"]);
+
+            var literals = GkePublish.LoadKustomization(Path.Combine(output, "gateway")).ConfigMapGenerator![0].Literals!;
+            Assert.Contains("Gateway__Models__gpt-j-6b__TritonModel=ensemble", literals);
+            Assert.Contains("Gateway__Models__gpt-j-6b__Contract=tensorrtllm", literals);
+            Assert.Contains("Gateway__Models__gpt-j-6b__MaxInputTokens=1024", literals);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Triton_MountsShmAndTheModelBucketThroughGcsFuse()
     {
         var deployment = publish.Single<V1Deployment>("triton");

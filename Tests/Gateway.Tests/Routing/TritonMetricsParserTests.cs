@@ -30,6 +30,23 @@ public sealed class TritonMetricsParserTests
     }
 
     [Fact]
+    public void Parse_TensorRtLlm_ReadsScheduledRequestsAndTheKvBlockFraction()
+    {
+        var text = "# HELP nv_trt_llm_request_metrics TRT LLM request metrics\n# TYPE nv_trt_llm_request_metrics gauge\n"
+            + "nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"scheduled\",version=\"1\"} 5\n"
+            + "nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"waiting\",version=\"1\"} 2\n"
+            + "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"tensorrt_llm\",version=\"1\"} 0.4875\n"
+            + "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"tokens_per\",model=\"tensorrt_llm\",version=\"1\"} 64\n";
+
+        var sample = TritonMetricsParser.Parse(System.Text.Encoding.UTF8.GetBytes(text));
+
+        Assert.Equal((5d, 2d), (sample.TrtScheduled, sample.TrtWaiting));
+        Assert.True(sample.HasKvFraction);
+        Assert.Equal(0.4875, sample.KvFraction);
+        Assert.True(sample.HasPending);
+    }
+
+    [Fact]
     public void Parse_ReadsTensorRtLlmRequestAndKvCacheSeriesByLabel()
     {
         var text = "nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"waiting\",version=\"1\"} 7\r\n"

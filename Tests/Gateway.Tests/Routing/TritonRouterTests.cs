@@ -40,6 +40,43 @@ public sealed class TritonRouterTests : IDisposable
             + $"nv_inference_queue_duration_us{{model=\"m\",version=\"1\"}} {queueUs}\n"
             + $"nv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _time.GetTimestamp());
 
+    /// <summary>A scrape of a TensorRT-LLM replica as tensorrtllm_backend's metrics reporter writes it.</summary>
+    private void ScrapeTensorRtLlm(TritonReplica replica, double waiting, double scheduled, double kvFraction) =>
+        replica.Record(TritonMetricsParser.Parse(Encoding.UTF8.GetBytes(
+            "nv_inference_pending_request_count{model=\"tensorrt_llm\",version=\"1\"} 0\n"
+            + $"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"waiting\",version=\"1\"}} {waiting}\n"
+            + $"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"scheduled\",version=\"1\"}} {scheduled}\n"
+            + "nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"max\",version=\"1\"} 64\n"
+            + $"nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"fraction\",model=\"tensorrt_llm\",version=\"1\"}} {kvFraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n")), _time.GetTimestamp());
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Pick_TensorRtLlm_PrefersTheReplicaWithFewerWaitingRequests(int better)
+    {
+        var router = CreateRouter(2);
+        ScrapeTensorRtLlm(Replica(1 - better), waiting: 3, scheduled: 8, kvFraction: 0.3);
+        ScrapeTensorRtLlm(Replica(better), waiting: 0, scheduled: 8, kvFraction: 0.3);
+
+        using var lease = await router.AcquireAsync(Normal, null, default);
+
+        Assert.Same(Replica(better), lease.Replica);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Pick_TensorRtLlm_PrefersTheReplicaWithTheLowerKvBlockFraction(int better)
+    {
+        var router = CreateRouter(2);
+        ScrapeTensorRtLlm(Replica(1 - better), waiting: 1, scheduled: 8, kvFraction: 0.9);
+        ScrapeTensorRtLlm(Replica(better), waiting: 1, scheduled: 8, kvFraction: 0.1);
+
+        using var lease = await router.AcquireAsync(Normal, null, default);
+
+        Assert.Same(Replica(better), lease.Replica);
+    }
+
     [Fact]
     public async Task Pick_PrefersTheReplicaWithFewerPendingRequestsInTriton()
     {

@@ -61,6 +61,63 @@ public sealed class IndependentWireClientTests
         Assert.All(responses[..^1], r => Assert.False(r.Final));
     }
 
+    [Fact]
+    public async Task ModelStreamInfer_TensorRtLlmEnsemble_StreamsTextDeltasEndingWithFinalResponse()
+    {
+        await using var emulator = await TestEmulator.StartAsync([], profile: "zero-latency", repository: RepositoryPaths.TrtLlmModelsFolder);
+        const string prompt = "The weather today is";
+
+        // Two requests on one stream, as TensorRT-LLM's sample clients send them: streamed and whole.
+        var body = Frame(EncodeEnsembleRequest("stream-1", prompt, maxTokens: 10, stream: true))
+            .Concat(Frame(EncodeEnsembleRequest("whole-1", prompt, maxTokens: 10, stream: false))).ToArray();
+        using var http = new HttpClient();
+        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(emulator.Endpoints.Grpc, ModelStreamInferPath))
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(body),
+        };
+        message.Content.Headers.TryAddWithoutValidation("Content-Type", "application/grpc");
+        message.Headers.TryAddWithoutValidation("TE", "trailers");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        var received = await response.Content.ReadAsByteArrayAsync(cts.Token);
+
+        Assert.Equal("0", response.TrailingHeaders.TryGetValues("grpc-status", out var status) ? status.Single() : "missing");
+        var responses = Unframe(received).Select(DecodeStreamResponse).ToList();
+        Assert.All(responses, r => Assert.Equal("", r.Error));
+        var streamed = responses.Where(static r => r.Id == "stream-1").ToList();
+        var whole = Assert.Single(responses, static r => r.Id == "whole-1");
+        Assert.True(streamed.Count > 3, $"expected one response per token, got {streamed.Count}");
+        Assert.All(streamed[..^1], r => Assert.False(r.Final));
+        Assert.True(streamed[^1].Final);
+        Assert.True(whole.Final);
+        Assert.All(streamed.Where(static r => r.TextOutput is not null), r => Assert.True(r.TextOutput!.Length < whole.TextOutput!.Length));
+        Assert.False(string.IsNullOrEmpty(whole.TextOutput));
+        Assert.Equal(whole.TextOutput, string.Concat(streamed.Select(static r => r.TextOutput)));
+    }
+
+    private static byte[] EncodeEnsembleRequest(string id, string prompt, int maxTokens, bool stream)
+    {
+        var text = Encoding.UTF8.GetBytes(prompt);
+        var bytesElement = new byte[4 + text.Length]; // BYTES: 4-byte little-endian length, then the bytes
+        BinaryPrimitives.WriteUInt32LittleEndian(bytesElement, (uint)text.Length);
+        text.CopyTo(bytesElement, 4);
+        var maxTokensRaw = new byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(maxTokensRaw, maxTokens);
+        var w = new ProtoWriter();
+        w.String(1, "ensemble");
+        w.String(3, id);
+        w.Message(5, Input("text_input", "BYTES", [1, 1]));
+        w.Message(5, Input("max_tokens", "INT32", [1, 1]));
+        w.Message(5, Input("stream", "BOOL", [1, 1]));
+        w.Bytes(7, bytesElement);
+        w.Bytes(7, maxTokensRaw);
+        w.Bytes(7, [stream ? (byte)1 : (byte)0]);
+        return w.ToArray();
+    }
+
     // --- ModelInferRequest (fields: model_name=1, id=3, parameters=4, inputs=5, raw_input_contents=7) ---
 
     private static byte[] EncodeModelInferRequest(string model, string id, uint[] prompt, uint outputLength)
@@ -114,7 +171,7 @@ public sealed class IndependentWireClientTests
 
     // --- ModelStreamInferResponse (error_message=1, infer_response=2) ---
 
-    private sealed record StreamResponse(string Error, string Id, bool? Final, uint[]? OutputIds, int SequenceLength);
+    private sealed record StreamResponse(string Error, string Id, bool? Final, uint[]? OutputIds, int SequenceLength, string? TextOutput = null);
 
     private static StreamResponse DecodeStreamResponse(byte[] message)
     {
@@ -172,9 +229,16 @@ public sealed class IndependentWireClientTests
 
         Assert.Equal(outputs.Count, raws.Count);
         uint[]? outputIds = null;
+        string? textOutput = null;
         var sequenceLength = 0;
         for (var i = 0; i < outputs.Count; i++)
         {
+            if (outputs[i].Name == "text_output")
+            {
+                Assert.Equal("BYTES", outputs[i].Datatype);
+                var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(raws[i]);
+                textOutput = Encoding.UTF8.GetString(raws[i], 4, length);
+            }
             if (outputs[i].Name == "output_ids")
             {
                 Assert.Equal("UINT32", outputs[i].Datatype);
@@ -194,7 +258,7 @@ public sealed class IndependentWireClientTests
         {
             outputIds = outputIds[..sequenceLength];
         }
-        return new StreamResponse(error, id, final, outputIds, sequenceLength);
+        return new StreamResponse(error, id, final, outputIds, sequenceLength, textOutput);
     }
 
     // --- gRPC framing: 1 byte compressed flag, 4 bytes big-endian length, message ---

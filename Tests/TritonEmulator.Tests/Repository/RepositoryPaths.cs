@@ -7,6 +7,9 @@ internal static class RepositoryPaths
 
     public static string ModelsFolder => Path.Combine(RepoRoot, "models");
 
+    /// <summary>The shipped TensorRT-LLM repository (inflight_batcher_llm layout).</summary>
+    public static string TrtLlmModelsFolder => Path.Combine(RepoRoot, "models-trtllm");
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

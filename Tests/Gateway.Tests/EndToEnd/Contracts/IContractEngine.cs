@@ -11,7 +11,7 @@ namespace Gateway.Tests.EndToEnd.Contracts;
 /// </summary>
 internal interface IContractEngine
 {
-    /// <summary>The contract's name in the catalogue (<c>fastertransformer</c>, <c>vllm</c>).</summary>
+    /// <summary>The contract's name in the catalogue (<c>fastertransformer</c>, <c>vllm</c>, <c>tensorrtllm</c>).</summary>
     string Contract { get; }
 
     GatewayHost Gateway { get; }

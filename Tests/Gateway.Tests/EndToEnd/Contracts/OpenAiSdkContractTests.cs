@@ -13,7 +13,8 @@ namespace Gateway.Tests.EndToEnd.Contracts;
 
 /// <summary>
 /// The OpenAI .NET SDK, Microsoft.Extensions.AI and the gateway's gRPC face against a real engine,
-/// once per Triton contract (<see cref="FasterTransformerSdkTests"/>, <see cref="VllmSdkTests"/>):
+/// once per Triton contract (<see cref="FasterTransformerSdkTests"/>, <see cref="VllmSdkTests"/>,
+/// <see cref="TensorRtLlmSdkTests"/>):
 /// the same behaviours must hold whichever contract serves the model. Expected answers come from
 /// the engine itself, asked directly over Triton's protocol.
 /// </summary>
@@ -217,3 +218,6 @@ public sealed class FasterTransformerSdkTests(EmulatorHost host) : OpenAiSdkCont
 
 /// <summary>The contract tests over the vLLM text contract (the tiny llama GGUF through llama.cpp).</summary>
 public sealed class VllmSdkTests(Vllm.VllmHost host) : OpenAiSdkContractTests(host), IClassFixture<Vllm.VllmHost>;
+
+/// <summary>The contract tests over TensorRT-LLM's ensemble (models-trtllm/: preprocessing, tensorrt_llm on the timing engine, postprocessing).</summary>
+public sealed class TensorRtLlmSdkTests(TensorRtLlm.TensorRtLlmHost host) : OpenAiSdkContractTests(host), IClassFixture<TensorRtLlm.TensorRtLlmHost>;

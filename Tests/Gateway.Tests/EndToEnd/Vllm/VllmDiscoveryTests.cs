@@ -71,13 +71,13 @@ public sealed class VllmDiscoveryTests : IAsyncLifetime
         vllm.Parameters["chat_template"] = new ModelParameter { StringValue = "zephyr" };
         vllm.Parameters["max_model_len"] = new ModelParameter { StringValue = "2048" };
 
-        var entry = TritonModelDiscovery.ToCatalogEntry(vllm, options);
+        var entry = TritonModelDiscovery.ToCatalogEntry(vllm, null, options);
 
         Assert.NotNull(entry);
         Assert.Equal(("llama", "vllm", "zephyr", 2048, 1024), (entry.TritonModel, entry.Contract, entry.ChatTemplate, entry.ContextWindow, entry.MaxOutputTokens));
-        var plain = TritonModelDiscovery.ToCatalogEntry(new ModelConfig { Name = "other", Backend = "vllm" }, options);
+        var plain = TritonModelDiscovery.ToCatalogEntry(new ModelConfig { Name = "other", Backend = "vllm" }, null, options);
         Assert.Equal(("chatml", 4096), (plain!.ChatTemplate, plain.ContextWindow));
-        Assert.Null(TritonModelDiscovery.ToCatalogEntry(new ModelConfig { Name = "fastertransformer", Backend = "fastertransformer" }, options));
+        Assert.Null(TritonModelDiscovery.ToCatalogEntry(new ModelConfig { Name = "fastertransformer", Backend = "fastertransformer" }, null, options));
     }
 
     private async Task<List<string>> WaitForModelsAsync(params string[] models)

@@ -1,0 +1,143 @@
+using System.Text;
+using Gateway.Grpc.Tensors;
+using Google.Protobuf;
+using Triton.Inference;
+
+namespace Gateway.Triton.Contracts;
+
+/// <summary>
+/// TensorRT-LLM's user-facing model (tensorrtllm_backend's inflight_batcher_llm <c>ensemble</c>, or the
+/// <c>tensorrt_llm_bls</c> model with the same inputs): text in, text out, <c>max_batch_size</c> &gt; 0
+/// so every tensor is <c>[1, 1]</c> (batch 1). Triton's preprocessing model tokenizes, tensorrt_llm
+/// generates, postprocessing detokenizes each response.
+/// <list type="bullet">
+/// <item>Inputs: <c>text_input</c> BYTES (the rendered prompt), <c>max_tokens</c> INT32,
+/// <c>stream</c> BOOL = true (one response per engine iteration, <c>text_output</c> = the new tokens'
+/// text), <c>exclude_input_in_output</c> BOOL = true, <c>return_log_probs</c> BOOL = true (so
+/// <c>output_log_probs</c> holds one entry per new token: the exact completion count),
+/// <c>end_id</c> / <c>pad_id</c> INT32 from the catalogue. Request parameter
+/// <c>triton_enable_empty_final_response</c> = true.</item>
+/// <item>OpenAI mapping: <c>temperature</c> → <c>temperature</c> FP32, 0 = greedy (<c>top_k</c> = 1,
+/// temperature 1); <c>top_p</c> → <c>top_p</c> FP32; <c>top_k</c> (extension, 0 = off) → <c>top_k</c>
+/// INT32; <c>top_p</c> is always sent when sampling (default 1), because TensorRT-LLM samples greedily
+/// when top-k and top-p are both 0; <c>seed</c> → <c>seed</c> UINT64 (two's complement for negatives); <c>presence_penalty</c>,
+/// <c>frequency_penalty</c> → the same names, FP32 (TensorRT-LLM's are additive like OpenAI's);
+/// <c>stop</c> (+ the template's stop strings) → <c>stop_words</c> BYTES [1, N], which preprocessing
+/// tokenizes into <c>stop_words_list</c>. Unset values are not sent, so the engine's defaults apply.</item>
+/// <item>Responses: <c>text_output</c> [1, 1] is the delta; the end is <c>triton_final_response</c>.
+/// The ensemble reports no finish reason: reaching <c>max_tokens</c> is <c>length</c>, anything
+/// else (end id, stop word) <c>stop</c>. The prompt count is the gateway's own, exact with the
+/// model's tokenizer (GPT-2 BPE for GPT-J).</item>
+/// </list>
+/// </summary>
+internal sealed class TensorRtLlmContract : ITritonContract
+{
+    public string Name => TritonContracts.TensorRtLlm;
+
+    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    {
+        var request = TritonContracts.NewStreamRequest(input);
+        var sampling = input.Sampling;
+        Add(request, "text_input", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.Prompt));
+        Add(request, "max_tokens", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.MaxTokens]));
+        Add(request, "stream", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "exclude_input_in_output", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "return_log_probs", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
+        Add(request, "end_id", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.EndId]));
+        Add(request, "pad_id", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.EndId]));
+        if (sampling.Temperature == 0)
+        {
+            Add(request, "top_k", TensorDataTypes.Int32, TensorCodec.EncodeInt32([1]));
+            Add(request, "temperature", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([1f]));
+        }
+        else
+        {
+            if (sampling.Temperature is { } temperature)
+            {
+                Add(request, "temperature", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)temperature]));
+            }
+            if (sampling.TopK is > 0 and var topK)
+            {
+                Add(request, "top_k", TensorDataTypes.Int32, TensorCodec.EncodeInt32([topK]));
+            }
+            // TensorRT-LLM samples greedily when top_k and top_p are both 0 (their defaults), so
+            // OpenAI's default top_p of 1 (the whole distribution) is always sent.
+            Add(request, "top_p", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)(sampling.TopP ?? 1.0)]));
+        }
+        if (sampling.PresencePenalty is { } presence and not 0)
+        {
+            Add(request, "presence_penalty", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)presence]));
+        }
+        if (sampling.FrequencyPenalty is { } frequency and not 0)
+        {
+            Add(request, "frequency_penalty", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)frequency]));
+        }
+        if (sampling.Seed is { } seed)
+        {
+            Add(request, "seed", TensorDataTypes.UInt64, TensorCodec.EncodeUInt64([unchecked((ulong)seed)]));
+        }
+        if (input.StopStrings.Count > 0)
+        {
+            Add(request, "stop_words", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.StopStrings), input.StopStrings.Count);
+        }
+        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "text_output" });
+        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output_log_probs" });
+        return request;
+    }
+
+    public ITritonResponseDecoder CreateDecoder(TritonGenerationInput input) => new Decoder();
+
+    private static void Add(ModelInferRequest request, string name, string datatype, ByteString data, int elements = 1)
+    {
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
+        tensor.Shape.Add(1);
+        tensor.Shape.Add(elements);
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(data);
+    }
+
+    private sealed class Decoder : ITritonResponseDecoder, ITritonTextResponseDecoder
+    {
+        public TritonStep Decode(ModelInferResponse response, List<int> newTokens) =>
+            throw new NotSupportedException("The tensorrtllm contract streams text: read it with DecodeText.");
+
+        public TritonTextStep DecodeText(ModelInferResponse response, StringBuilder text)
+        {
+            var tokens = 0;
+            var sawLogProbs = false;
+            var sawText = false;
+            for (var i = 0; i < response.Outputs.Count; i++)
+            {
+                var name = response.Outputs[i].Name;
+                if (name is not ("text_output" or "output_log_probs"))
+                {
+                    continue;
+                }
+                if (i >= response.RawOutputContents.Count)
+                {
+                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
+                }
+                var raw = response.RawOutputContents[i].Span;
+                if (name == "text_output")
+                {
+                    foreach (var piece in TensorCodec.DecodeStrings(raw))
+                    {
+                        sawText |= piece.Length > 0;
+                        text.Append(piece);
+                    }
+                }
+                else
+                {
+                    // [1, beams, new tokens] FP32: one log-probability per token of this response.
+                    sawLogProbs = true;
+                    tokens = raw.Length / sizeof(float);
+                }
+            }
+            if (!sawLogProbs && sawText)
+            {
+                tokens = 1; // a backend without log-probs: one token per streamed response
+            }
+            return new TritonTextStep(TritonContracts.ReadFinalFlag(response) ?? false, tokens, null, null);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Gateway.Tests.Functional;
+
+namespace Gateway.Tests.EndToEnd.TensorRtLlm;
+
+/// <summary>The gateway over TensorRT-LLM's ensemble: the catalogue, discovery, limits and metrics the router reads.</summary>
+public sealed class TensorRtLlmEndToEndTests(TensorRtLlmHost host) : IClassFixture<TensorRtLlmHost>
+{
+    private HttpRequestMessage Post(string path, object body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(host.Gateway.Endpoints.Rest, path)) { Content = JsonContent.Create(body) };
+        request.Headers.Authorization = new("Bearer", TestKeys.Full);
+        return request;
+    }
+
+    [Fact]
+    public async Task Models_ListOnlyTheUserFacingModels_NeverTheComposingOnes()
+    {
+        // Discovery has read the index when the ensemble-only list is stable; wait for a read to pass.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(host.Gateway.Endpoints.Rest, "v1/models"));
+        request.Headers.Authorization = new("Bearer", TestKeys.Full);
+        using var response = await host.Gateway.Http.SendAsync(request, timeout.Token);
+        var ids = (await response.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("data").EnumerateArray().Select(static m => m.GetProperty("id").GetString()).ToList();
+
+        Assert.Contains(TensorRtLlmHost.Model, ids);
+        foreach (var composing in (string[])["preprocessing", "tensorrt_llm", "postprocessing", "ensemble"])
+        {
+            Assert.DoesNotContain(composing, ids);
+        }
+    }
+
+    [Fact]
+    public async Task Discovery_RecognisesTheEnsembleByItsMetadata_AndNotItsComposingModels()
+    {
+        var client = new global::Triton.Inference.GRPCInferenceService.GRPCInferenceServiceClient(host.TritonChannel);
+        var options = new global::Gateway.Models.ModelDiscoveryOptions();
+        var found = new List<string>();
+        foreach (var name in (string[])["ensemble", "preprocessing", "tensorrt_llm", "postprocessing"])
+        {
+            var config = (await client.ModelConfigAsync(new() { Name = name })).Config;
+            var metadata = await client.ModelMetadataAsync(new() { Name = name });
+            if (global::Gateway.Models.TritonModelDiscovery.ToCatalogEntry(config, metadata, options) is { } entry)
+            {
+                Assert.Equal("tensorrtllm", entry.Contract);
+                found.Add(name);
+            }
+        }
+
+        Assert.Equal(["ensemble"], found);
+    }
+
+    [Fact]
+    public async Task PromptLongerThanTheEnginesMaxInput_Is400ContextLengthExceeded_BeforeTritonSeesIt()
+    {
+        var before = await SuccessCountAsync("preprocessing") + await FailureCountAsync("preprocessing");
+        using var request = Post("v1/completions", new { model = TensorRtLlmHost.Model, prompt = string.Concat(Enumerable.Repeat("word ", 1100)).TrimEnd(), max_tokens = 4 });
+
+        using var response = await host.Gateway.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+        Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
+        Assert.Contains("1024", error.GetProperty("message").GetString());
+        Assert.Equal(before, await SuccessCountAsync("preprocessing") + await FailureCountAsync("preprocessing"));
+    }
+
+    [Fact]
+    public async Task UnsupportedParameter_Is400NamingIt()
+    {
+        using var request = Post("v1/chat/completions", new { model = TensorRtLlmHost.Model, logprobs = true, messages = new[] { new { role = "user", content = "hi" } } });
+
+        using var response = await host.Gateway.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+        Assert.Equal(("unsupported_parameter", "logprobs"), (error.GetProperty("code").GetString(), error.GetProperty("param").GetString()));
+    }
+
+    private async Task<ulong> SuccessCountAsync(string model)
+    {
+        var client = new global::Triton.Inference.GRPCInferenceService.GRPCInferenceServiceClient(host.TritonChannel);
+        var stats = await client.ModelStatisticsAsync(new() { Name = model });
+        return stats.ModelStats.Single().InferenceStats.Success.Count;
+    }
+
+    private async Task<ulong> FailureCountAsync(string model)
+    {
+        var client = new global::Triton.Inference.GRPCInferenceService.GRPCInferenceServiceClient(host.TritonChannel);
+        var stats = await client.ModelStatisticsAsync(new() { Name = model });
+        return stats.ModelStats.Single().InferenceStats.Fail.Count;
+    }
+}

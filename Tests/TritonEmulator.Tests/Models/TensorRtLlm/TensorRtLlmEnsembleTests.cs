@@ -1,0 +1,162 @@
+using Gateway.Grpc.Tensors;
+using Google.Protobuf;
+using Triton.Inference;
+using TritonEmulator.Tests.Infrastructure;
+using TritonEmulator.Tests.Repository;
+
+namespace TritonEmulator.Tests.Models.TensorRtLlm;
+
+/// <summary>The shipped <c>models-trtllm/</c> repository: Triton's ensemble over preprocessing, tensorrt_llm and postprocessing.</summary>
+public sealed class TensorRtLlmEnsembleTests
+{
+    private static Task<TestEmulator> StartAsync() =>
+        TestEmulator.StartAsync([], profile: "zero-latency", repository: RepositoryPaths.TrtLlmModelsFolder);
+
+    internal static ModelInferRequest Ensemble(string id, string prompt, int maxTokens, bool stream, params string[] stopWords)
+    {
+        var request = new ModelInferRequest { ModelName = "ensemble", Id = id };
+        void Add(string name, string datatype, long[] shape, ByteString raw)
+        {
+            var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
+            tensor.Shape.Add(shape);
+            request.Inputs.Add(tensor);
+            request.RawInputContents.Add(raw);
+        }
+        Add("text_input", TensorDataTypes.Bytes, [1, 1], TensorCodec.EncodeStrings(prompt));
+        Add("max_tokens", TensorDataTypes.Int32, [1, 1], TensorCodec.EncodeInt32([maxTokens]));
+        Add("stream", TensorDataTypes.Bool, [1, 1], TensorCodec.EncodeBool([stream]));
+        Add("return_log_probs", TensorDataTypes.Bool, [1, 1], TensorCodec.EncodeBool([true]));
+        if (stopWords.Length > 0)
+        {
+            Add("stop_words", TensorDataTypes.Bytes, [1, stopWords.Length], TensorCodec.EncodeStrings(stopWords));
+        }
+        return request;
+    }
+
+    internal static string Text(ModelInferResponse response)
+    {
+        var at = response.Outputs.Select(static o => o.Name).ToList().IndexOf("text_output");
+        return at < 0 ? "" : string.Concat(TensorCodec.DecodeStrings(response.RawOutputContents[at].Span));
+    }
+
+    internal static int Tokens(ModelInferResponse response)
+    {
+        var at = response.Outputs.Select(static o => o.Name).ToList().IndexOf("output_log_probs");
+        return at < 0 ? 0 : response.RawOutputContents[at].Length / sizeof(float);
+    }
+
+    private static bool IsFinal(ModelInferResponse response) => response.Parameters["triton_final_response"].BoolParam;
+
+    [Fact]
+    public async Task Repository_LoadsTheInflightBatcherLayout_AndTheEnsembleSaysTextInTextOut()
+    {
+        await using var emulator = await StartAsync();
+
+        Assert.True((await emulator.Client.ServerReadyAsync(new ServerReadyRequest())).Ready);
+        var index = await emulator.Client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true });
+        Assert.Equal(["ensemble", "postprocessing", "preprocessing", "tensorrt_llm"], index.Models.Select(static m => m.Name).Order());
+        var metadata = await emulator.Client.ModelMetadataAsync(new ModelMetadataRequest { Name = "ensemble" });
+        Assert.Equal("ensemble", metadata.Platform);
+        Assert.Contains(metadata.Inputs, static t => t is { Name: "text_input", Datatype: "BYTES" });
+        Assert.Contains(metadata.Inputs, static t => t is { Name: "max_tokens", Datatype: "INT32" });
+        Assert.Contains(metadata.Outputs, static t => t is { Name: "text_output", Datatype: "BYTES" });
+    }
+
+    [Fact]
+    public async Task Stream_ThroughTheEnsemble_DeltasAddUpToTheWholeAnswer_AndEachComposingModelCountsIt()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        await stream.SendAsync(Ensemble("whole", "The weather today is", 12, stream: false));
+        await stream.SendAsync(Ensemble("deltas", "The weather today is", 12, stream: true));
+        await stream.WaitUntilAsync(s => s.IsFinished("whole") && s.IsFinished("deltas"));
+
+        Assert.Null(stream.ErrorFor("deltas"));
+        var whole = Assert.Single(stream.ResponsesFor("whole"));
+        var deltas = stream.ResponsesFor("deltas");
+        Assert.True(deltas.Count > 3, $"tokens should stream as separate responses, got {deltas.Count}");
+        Assert.All(deltas[..^1], r => Assert.False(IsFinal(r)));
+        Assert.True(IsFinal(deltas[^1]));
+        Assert.True(Text(whole).Length > 0);
+        Assert.Equal(Text(whole), string.Concat(deltas.Select(Text)));
+        Assert.Equal(Tokens(whole), deltas.Sum(Tokens));
+        Assert.All(deltas.Where(r => Tokens(r) > 0), r => Assert.Equal(1, Tokens(r)));
+
+        var stats = await emulator.Client.ModelStatisticsAsync(new ModelStatisticsRequest());
+        foreach (var model in (string[])["ensemble", "preprocessing", "tensorrt_llm"])
+        {
+            Assert.Equal(2ul, stats.ModelStats.Single(m => m.Name == model).InferenceStats.Success.Count);
+        }
+        // postprocessing runs once per response of tensorrt_llm.
+        Assert.Equal((ulong)(1 + deltas.Count), stats.ModelStats.Single(m => m.Name == "postprocessing").InferenceStats.Success.Count);
+    }
+
+    [Fact]
+    public async Task StopWords_EndTheGeneration_WithTheStopWordAsItsLastText()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        await stream.SendAsync(Ensemble("free", "The weather today is", 24, stream: false));
+        await stream.WaitUntilAsync(s => s.IsFinished("free"));
+        var free = Text(Assert.Single(stream.ResponsesFor("free")));
+        var words = free.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(words.Length > 3, free);
+        var stop = " " + words[2];
+
+        await stream.SendAsync(Ensemble("stopped", "The weather today is", 24, stream: false, stop));
+        await stream.WaitUntilAsync(s => s.IsFinished("stopped"));
+
+        var stopped = Text(Assert.Single(stream.ResponsesFor("stopped")));
+        Assert.EndsWith(stop, stopped);
+        Assert.StartsWith(stopped, free);
+        Assert.True(stopped.Length < free.Length);
+    }
+
+    [Fact]
+    public async Task BadRequests_GetTritonsErrors()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        var missing = Ensemble("missing", "Hi", 4, stream: true);
+        var at = missing.Inputs.Select(static i => i.Name).ToList().IndexOf("max_tokens");
+        missing.Inputs.RemoveAt(at);
+        missing.RawInputContents.RemoveAt(at);
+        await stream.SendAsync(missing);
+        await stream.SendAsync(Ensemble("long", string.Concat(Enumerable.Repeat("word ", 1100)).TrimEnd(), 4, stream: true));
+        await stream.WaitUntilAsync(s => s.IsFinished("missing") && s.IsFinished("long"));
+
+        Assert.Equal("[request id: missing] expected 2 inputs but got 3 inputs for model 'ensemble'. Got input(s) ['text_input','stream','return_log_probs'], but missing required input(s) ['max_tokens']. Please provide all required input(s).",
+            stream.ErrorFor("missing"));
+        Assert.Equal("in ensemble 'ensemble', [request id: long] Prompt length (1100) exceeds maximum input length (1024).", stream.ErrorFor("long"));
+    }
+
+    [Fact]
+    public async Task Metrics_ExportTensorRtLlmsFiveFamilies_WithTheirLabels()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        await stream.SendAsync(Ensemble("m", "The weather today is", 8, stream: true));
+        await stream.WaitUntilAsync(s => s.IsFinished("m"));
+        using var http = new HttpClient { BaseAddress = emulator.Endpoints.Metrics };
+
+        var text = await http.GetStringAsync("/metrics");
+
+        string[] expected =
+        [
+            .. new[] { "active", "max", "scheduled", "context", "waiting" }.Select(static t => $"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"{t}\",version=\"1\"}}"),
+            .. new[] { "max", "free", "used", "tokens_per", "reused", "fraction" }.Select(static t => $"nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"{t}\",model=\"tensorrt_llm\",version=\"1\"}}"),
+            .. new[] { "cpu", "gpu", "pinned" }.Select(static t => $"nv_trt_llm_runtime_memory_metrics{{memory_type=\"{t}\",model=\"tensorrt_llm\",version=\"1\"}}"),
+            .. new[] { "total_context_tokens", "generation_requests", "micro_batch_id", "paused_requests" }.Select(static t => $"nv_trt_llm_inflight_batcher_metrics{{inflight_batcher_specific_metric=\"{t}\",model=\"tensorrt_llm\",version=\"1\"}}"),
+            .. new[] { "timestamp", "iteration_counter" }.Select(static t => $"nv_trt_llm_general_metrics{{general_type=\"{t}\",model=\"tensorrt_llm\",version=\"1\"}}"),
+        ];
+        var lines = text.Split('\n');
+        foreach (var series in expected)
+        {
+            Assert.Contains(lines, line => line.StartsWith(series + " ", StringComparison.Ordinal));
+        }
+        Assert.Contains("nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"max\",model=\"tensorrt_llm\",version=\"1\"} 960", lines);
+        Assert.Contains("nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"tokens_per\",model=\"tensorrt_llm\",version=\"1\"} 64", lines);
+        Assert.Contains("nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"max\",version=\"1\"} 64", lines);
+        Assert.DoesNotContain(lines, line => line.StartsWith("nv_trt_llm_general_metrics{general_type=\"iteration_counter\",model=\"tensorrt_llm\",version=\"1\"} 0", StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,510 @@
+using Gateway.Grpc.Tensors;
+using Triton.Inference;
+using TritonEmulator.Metrics;
+using TritonEmulator.Models.Text;
+using TritonEmulator.Scheduling;
+
+namespace TritonEmulator.Models.TensorRtLlm;
+
+/// <summary>
+/// TensorRT-LLM's <c>tensorrtllm</c> backend (the <c>tensorrt_llm</c> model of tensorrtllm_backend's
+/// inflight_batcher_llm repository) on the timing engine: token ids in (<c>input_ids</c>,
+/// <c>input_lengths</c>, <c>request_output_len</c>, sampling inputs, <c>stop_words_list</c> /
+/// <c>bad_words_list</c> <c>[B, 2, N]</c>, <c>seed</c>), <c>output_ids</c> <c>[B, 1, n]</c> +
+/// <c>sequence_length</c> <c>[B, 1]</c> + log-probs out. With <c>streaming</c> every engine iteration
+/// sends only the new tokens; without, one response holds the whole output (the prompt in front unless
+/// <c>exclude_input_in_output</c>). The end id is never part of the output; a stop word is.
+/// In-flight batching over a paged KV cache: a request joins when the blocks for its prompt and all
+/// its output are free (<c>guaranteed_no_evict</c>), sequences join and leave at every iteration.
+/// The tokens come from the shipped token model (GPT-2 ids, GPT-J's vocabulary).
+/// </summary>
+internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecution, IObservedBackend
+{
+    public const string BackendName = "tensorrtllm";
+    public const string ExcludeInputParameter = "exclude_input_in_output";
+
+    private readonly TokenLanguageModel _language;
+    private readonly TritonMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly bool _decoupled;
+    private readonly bool _excludeInputByDefault;
+    private readonly PromptBlockCache? _reuse;
+    private TensorRtLlmStatistics? _statistics;
+
+    public TensorRtLlmModel(ModelConfig config, TokenLanguageModel language, string? globalProfile, TritonMetrics metrics, TimeProvider time)
+    {
+        _language = language;
+        _metrics = metrics;
+        _time = time;
+        CompletedConfig = config;
+        var profile = TimingProfile.ForModel(config, globalProfile);
+        Engine = TensorRtLlmEngineSettings.FromConfig(config, profile.KvCapacityTokens);
+        Timing = profile with { KvCapacityTokens = (long)Engine.MaxBlocks * Engine.TokensPerBlock };
+        var v1 = TensorRtLlmEngineSettings.Parameter(config, TensorRtLlmEngineSettings.BatchingTypeParameter) is "V1" or "v1";
+        Scheduling = SchedulerSettings.FromConfig(config) with { Mode = v1 ? BatchingMode.Static : BatchingMode.Inflight };
+        _decoupled = config.ModelTransactionPolicy?.Decoupled == true;
+        _excludeInputByDefault = TensorRtLlmEngineSettings.Parameter(config, ExcludeInputParameter) is { } exclude
+            && exclude.Equals("true", StringComparison.OrdinalIgnoreCase);
+        _reuse = Engine.KvCacheReuse ? new PromptBlockCache(Engine.MaxBlocks) : null;
+    }
+
+    public ModelConfig CompletedConfig { get; }
+
+    public SchedulerSettings Scheduling { get; }
+
+    public TimingProfile Timing { get; }
+
+    public TensorRtLlmEngineSettings Engine { get; }
+
+    public ITextGeneration? TextGeneration => null;
+
+    public void Dispose()
+    {
+    }
+
+    public ISchedulerObserver Observe(ISchedulerObserver inner, string model, string version)
+    {
+        // Runtime buffers: activations for a full batch of max_seq_len tokens (GPT-J: 4096 hidden, fp16).
+        var runtimeBytes = (long)Scheduling.MaxBatchSize * Engine.MaxSequenceLength * 4096 * 2;
+        _statistics = new TensorRtLlmStatistics(inner, _metrics, _time, model, version, Engine, Scheduling.MaxBatchSize, runtimeBytes);
+        return _statistics;
+    }
+
+    public IScheduledWork CreateWork(ValidatedRequest request, ResponseStream responses, bool decoupled)
+    {
+        var label = request.Label;
+        var batch = request.BatchSize;
+        var inputIds = request.Input("input_ids") ?? throw RequestValidator.Invalid($"{label} input 'input_ids' is required for a decoder-only engine");
+        var inputLengths = request.Input("input_lengths")!;
+        var outputLengths = request.Input("request_output_len")!;
+        foreach (var unsupported in (ReadOnlySpan<string>)["lora_task_id", "lora_weights", "lora_config"])
+        {
+            if (request.Input(unsupported) is not null)
+            {
+                throw RequestValidator.Invalid($"{label} input '{unsupported}': LoRA is not supported, the engine was built without the LoRA plugin");
+            }
+        }
+        if (Flag(request, "return_context_logits", 0, batch, false))
+        {
+            throw RequestValidator.Invalid($"{label} To return context logits, the engine must be built with gather_context_logits set to true");
+        }
+        if (Flag(request, "return_generation_logits", 0, batch, false))
+        {
+            throw RequestValidator.Invalid($"{label} To return generation logits, the engine must be built with gather_generation_logits set to true");
+        }
+        var streaming = Flag(request, "streaming", 0, batch, false);
+        if (streaming && !_decoupled)
+        {
+            throw RequestValidator.Invalid($"{label} Streaming is only supported if model is deployed using decoupled mode.");
+        }
+        var exclude = Flag(request, "exclude_input_in_output", 0, batch, _excludeInputByDefault);
+        var width = inputIds.Shape.Length >= 2 ? inputIds.Shape[^1] : inputIds.ElementCount;
+        var rows = new TensorRtLlmRow[batch];
+        for (var b = 0; b < batch; b++)
+        {
+            var beams = Int(request, "beam_width", b, batch, 1);
+            if (beams != 1)
+            {
+                throw RequestValidator.Invalid($"{label} Requested beam width ({beams}) is larger than configured max beam width (1)");
+            }
+            if (Int(request, "num_return_sequences", b, batch, 1) is var sequences and not 1)
+            {
+                throw RequestValidator.Invalid($"{label} num_return_sequences ({sequences}) must be 1: this engine samples one sequence per request");
+            }
+            var promptLength = inputLengths.Int32(PerRow(inputLengths, b, batch));
+            if (promptLength < 1 || promptLength > width)
+            {
+                throw RequestValidator.Invalid($"{label} input_lengths[{b}] is {promptLength} but must be between 1 and the input_ids width {width}");
+            }
+            if (promptLength > Engine.MaxInputLength)
+            {
+                throw RequestValidator.Invalid($"{label} Prompt length ({promptLength}) exceeds maximum input length ({Engine.MaxInputLength}).");
+            }
+            var outputLength = outputLengths.Int32(PerRow(outputLengths, b, batch));
+            if (outputLength < 1)
+            {
+                throw RequestValidator.Invalid($"{label} request_output_len[{b}] must be at least 1, got {outputLength}");
+            }
+            // TensorRT-LLM shortens a request that would run past max_seq_len instead of refusing it.
+            outputLength = Math.Min(outputLength, Engine.MaxSequenceLength - promptLength);
+            var prompt = new uint[promptLength];
+            for (var i = 0; i < promptLength; i++)
+            {
+                prompt[i] = (uint)inputIds.Int32(b * width + i);
+            }
+            var settings = new SamplingSettings(
+                (uint)Math.Max(0, Int(request, "runtime_top_k", b, batch, 0)),
+                Float(request, "runtime_top_p", b, batch, 0f),
+                Float(request, "temperature", b, batch, 1f),
+                Float(request, "repetition_penalty", b, batch, 1f));
+            var seed = request.Input("seed") is { } seedTensor ? seedTensor.UInt64(PerRow(seedTensor, b, batch)) : SplitMix64.SeedFrom(prompt);
+            var endId = Int(request, "end_id", b, batch, TokenLanguageModel.EndOfText);
+            var badWords = WordLists.Decode(request.Input("bad_words_list"), b, label, "bad_words_list");
+            var stopWords = WordLists.Decode(request.Input("stop_words_list"), b, label, "stop_words_list");
+            rows[b] = new TensorRtLlmRow(prompt, outputLength, endId, stopWords, new TokenSampler(_language, settings, seed, badWords));
+        }
+        return new TensorRtLlmWork(this, request, responses, rows, streaming, exclude);
+    }
+
+    /// <summary>One in-flight iteration: the batch manager's statistics for the requests in it.</summary>
+    public void Execute(IReadOnlyList<IScheduledWork> works)
+    {
+        int context = 0, used = 0;
+        long contextTokens = 0;
+        foreach (var item in works)
+        {
+            var work = (TensorRtLlmWork)item;
+            if (!work.Started)
+            {
+                context++;
+                contextTokens += work.PromptTokens;
+            }
+            used += work.BlocksAfterNextToken(Engine);
+        }
+        _statistics?.Iteration(works.Count, context, contextTokens, used);
+    }
+
+    /// <summary>With KV cache reuse: counts the prompt's leading full blocks already in the cache, then caches them.</summary>
+    internal void CountReuse(ReadOnlySpan<uint> prompt)
+    {
+        if (_reuse is null)
+        {
+            return;
+        }
+        var reused = _reuse.Lookup(prompt, Engine.TokensPerBlock);
+        if (reused > 0)
+        {
+            _statistics?.BlocksReused(reused);
+        }
+    }
+
+    private static long PerRow(RequestTensor tensor, int row, int batch)
+    {
+        var count = tensor.ElementCount;
+        if (count == 0)
+        {
+            throw RequestValidator.Invalid($"input '{tensor.Name}' has no elements");
+        }
+        return count < batch ? 0 : row * (count / batch);
+    }
+
+    private static bool Flag(ValidatedRequest request, string name, int row, int batch, bool fallback) =>
+        request.Input(name) is { ElementCount: > 0 } t ? t.Bool(PerRow(t, row, batch)) : fallback;
+
+    private static int Int(ValidatedRequest request, string name, int row, int batch, int fallback) =>
+        request.Input(name) is { ElementCount: > 0 } t ? t.Int32(PerRow(t, row, batch)) : fallback;
+
+    private static float Float(ValidatedRequest request, string name, int row, int batch, float fallback) =>
+        request.Input(name) is { ElementCount: > 0 } t ? t.Float32(PerRow(t, row, batch)) : fallback;
+}
+
+/// <summary>A model that puts its own statistics in front of the scheduler's observer.</summary>
+internal interface IObservedBackend
+{
+    ISchedulerObserver Observe(ISchedulerObserver inner, string model, string version);
+}
+
+/// <summary>
+/// The prompt blocks the KV cache holds for reuse, by a hash of the block and every block before it
+/// (a full prefix), the oldest forgotten first when more than the cache's blocks are known.
+/// </summary>
+internal sealed class PromptBlockCache(int capacity)
+{
+    private readonly Lock _gate = new();
+    private readonly HashSet<ulong> _known = [];
+    private readonly Queue<ulong> _order = new();
+
+    /// <summary>The number of leading full blocks of <paramref name="prompt"/> that were cached; caches all of them.</summary>
+    public int Lookup(ReadOnlySpan<uint> prompt, int tokensPerBlock)
+    {
+        var reused = 0;
+        var matching = true;
+        var hash = 14695981039346656037UL;
+        lock (_gate)
+        {
+            for (var block = 0; (block + 1) * tokensPerBlock <= prompt.Length; block++)
+            {
+                foreach (var token in prompt.Slice(block * tokensPerBlock, tokensPerBlock))
+                {
+                    hash = (hash ^ token) * 1099511628211UL;
+                }
+                if (matching && _known.Contains(hash))
+                {
+                    reused++;
+                    continue;
+                }
+                matching = false;
+                if (_known.Add(hash))
+                {
+                    _order.Enqueue(hash);
+                    if (_order.Count > capacity)
+                    {
+                        _known.Remove(_order.Dequeue());
+                    }
+                }
+            }
+        }
+        return reused;
+    }
+}
+
+/// <summary>Decodes one row of TensorRT-LLM's <c>[B, 2, N]</c> word lists: ids, then cumulative end offsets padded with -1.</summary>
+internal static class WordLists
+{
+    public static IReadOnlyList<int[]> Decode(RequestTensor? tensor, int row, string label, string name)
+    {
+        if (tensor is null)
+        {
+            return [];
+        }
+        if (tensor.Shape.Length != 3 || tensor.Shape[1] != 2)
+        {
+            throw RequestValidator.Invalid($"{label} {name} must have shape [batch, 2, N], got [{string.Join(",", tensor.Shape)}]");
+        }
+        var n = (int)tensor.Shape[2];
+        var rowIndex = tensor.Shape[0] == 1 ? 0 : row;
+        var idsStart = (long)rowIndex * 2 * n;
+        var offsetsStart = idsStart + n;
+        var words = new List<int[]>();
+        var previous = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var end = tensor.Int32(offsetsStart + i);
+            if (end < 0)
+            {
+                break;
+            }
+            if (end > n || end < previous)
+            {
+                throw RequestValidator.Invalid($"{label} {name} offsets must grow and stay within {n}, got {end}");
+            }
+            if (end > previous)
+            {
+                var word = new int[end - previous];
+                for (var k = 0; k < word.Length; k++)
+                {
+                    word[k] = tensor.Int32(idsStart + previous + k);
+                }
+                words.Add(word);
+            }
+            previous = end;
+        }
+        return words;
+    }
+}
+
+/// <summary>One sequence: prompt + generated ids and log-probs; ends at the end id (not kept), a stop word (kept) or the output length.</summary>
+internal sealed class TensorRtLlmRow(uint[] prompt, int outputLength, int endId, IReadOnlyList<int[]> stopWords, TokenSampler sampler)
+{
+    private readonly uint[] _ids = Initial(prompt, outputLength);
+    private readonly float[] _logProbs = new float[outputLength];
+
+    public int PromptLength { get; } = prompt.Length;
+
+    public int OutputLength => outputLength;
+
+    public int Length { get; private set; } = prompt.Length;
+
+    public int Generated => Length - PromptLength;
+
+    public bool Finished { get; private set; }
+
+    public float CumulativeLogProbability { get; private set; }
+
+    public ReadOnlySpan<uint> Ids => _ids.AsSpan(0, Length);
+
+    public ReadOnlySpan<uint> Prompt => _ids.AsSpan(0, PromptLength);
+
+    public ReadOnlySpan<float> LogProbabilities => _logProbs.AsSpan(0, Generated);
+
+    public int EndId => endId;
+
+    /// <summary>Generates one token; returns false when the row was done or produced its end id.</summary>
+    public bool Step()
+    {
+        if (Finished)
+        {
+            return false;
+        }
+        var token = sampler.Next(Ids, out var logProbability);
+        if (token == endId)
+        {
+            Finished = true;
+            return false;
+        }
+        _logProbs[Generated] = logProbability;
+        _ids[Length++] = (uint)token;
+        CumulativeLogProbability += logProbability;
+        Finished = Generated >= outputLength || EndsWithStopWord();
+        return true;
+    }
+
+    private bool EndsWithStopWord()
+    {
+        var ids = Ids;
+        foreach (var word in stopWords)
+        {
+            if (word.Length == 0 || word.Length > Generated)
+            {
+                continue;
+            }
+            var matches = true;
+            for (var i = 0; i < word.Length && matches; i++)
+            {
+                matches = ids[ids.Length - word.Length + i] == (uint)word[i];
+            }
+            if (matches)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static uint[] Initial(uint[] prompt, int outputLength)
+    {
+        var ids = new uint[prompt.Length + outputLength];
+        prompt.CopyTo(ids, 0);
+        return ids;
+    }
+}
+
+/// <summary>One request in the in-flight batch: every row steps each iteration; streaming writes the new tokens each time.</summary>
+internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest request, ResponseStream responses, TensorRtLlmRow[] rows, bool streaming, bool excludeInput)
+    : IScheduledWork
+{
+    private readonly int[] _newFrom = new int[rows.Length];
+
+    public int BatchSize => rows.Length;
+
+    public int PromptTokens { get; } = rows.Sum(static row => row.PromptLength);
+
+    public long KvTokens { get; } = rows.Sum(row => (long)model.Engine.Blocks(row.PromptLength + row.OutputLength) * model.Engine.TokensPerBlock);
+
+    public int ResponsesWritten => responses.Written;
+
+    /// <summary>Whether the request has had its context (prefill) iteration.</summary>
+    public bool Started { get; private set; }
+
+    /// <summary>KV blocks the rows hold once this iteration's token is written.</summary>
+    public int BlocksAfterNextToken(TensorRtLlmEngineSettings engine)
+    {
+        var blocks = 0;
+        foreach (var row in rows)
+        {
+            blocks += engine.Blocks(row.Length + (row.Finished ? 0 : 1));
+        }
+        return blocks;
+    }
+
+    public bool Step()
+    {
+        if (!Started)
+        {
+            Started = true;
+            foreach (var row in rows)
+            {
+                model.CountReuse(row.Prompt);
+            }
+        }
+        var finished = true;
+        for (var b = 0; b < rows.Length; b++)
+        {
+            _newFrom[b] = rows[b].Length;
+            rows[b].Step();
+            finished &= rows[b].Finished;
+        }
+        if (streaming)
+        {
+            var response = Build(newOnly: true);
+            if (finished)
+            {
+                responses.WriteLast(response);
+            }
+            else
+            {
+                responses.Write(response, final: false);
+            }
+        }
+        else if (finished)
+        {
+            responses.WriteLast(Build(newOnly: false));
+        }
+        return finished;
+    }
+
+    public void Fail(InferenceException error) => responses.Fail(error);
+
+    private ModelInferResponse Build(bool newOnly)
+    {
+        var response = responses.NewResponse();
+        var batch = rows.Length;
+        var starts = new int[batch];
+        var counts = new int[batch];
+        var width = 0;
+        var logWidth = 0;
+        for (var b = 0; b < batch; b++)
+        {
+            var row = rows[b];
+            starts[b] = newOnly ? _newFrom[b] : excludeInput ? row.PromptLength : 0;
+            counts[b] = row.Length - starts[b];
+            width = Math.Max(width, counts[b]);
+            logWidth = Math.Max(logWidth, newOnly ? counts[b] : row.Generated);
+        }
+        if (request.WantsOutput("output_ids"))
+        {
+            var ids = new int[batch * width];
+            for (var b = 0; b < batch; b++)
+            {
+                var row = rows[b];
+                var span = ids.AsSpan(b * width, width);
+                span.Fill(row.EndId);
+                for (var i = 0; i < counts[b]; i++)
+                {
+                    span[i] = (int)row.Ids[starts[b] + i];
+                }
+            }
+            ResponseStream.AddOutput(response, "output_ids", TensorDataTypes.Int32, TensorCodec.EncodeInt32(ids), batch, 1, width);
+        }
+        if (request.WantsOutput("sequence_length"))
+        {
+            ResponseStream.AddOutput(response, "sequence_length", TensorDataTypes.Int32, TensorCodec.EncodeInt32(counts), batch, 1);
+        }
+        if (request.WantsOutput("cum_log_probs"))
+        {
+            var cumulative = new float[batch];
+            for (var b = 0; b < batch; b++)
+            {
+                cumulative[b] = rows[b].CumulativeLogProbability;
+            }
+            ResponseStream.AddOutput(response, "cum_log_probs", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32(cumulative), batch, 1);
+        }
+        if (request.WantsOutput("output_log_probs"))
+        {
+            // One log-probability per generated token of this response (the new ones when streaming).
+            var logProbs = new float[batch * logWidth];
+            for (var b = 0; b < batch; b++)
+            {
+                var row = rows[b];
+                var generated = row.LogProbabilities;
+                var from = newOnly ? _newFrom[b] - row.PromptLength : 0;
+                generated[from..].CopyTo(logProbs.AsSpan(b * logWidth));
+            }
+            ResponseStream.AddOutput(response, "output_log_probs", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32(logProbs), batch, 1, logWidth);
+        }
+        var indices = new int[batch];
+        for (var b = 0; b < batch; b++)
+        {
+            indices[b] = b;
+        }
+        if (request.WantsOutput("batch_index"))
+        {
+            ResponseStream.AddOutput(response, "batch_index", TensorDataTypes.Int32, TensorCodec.EncodeInt32(indices), batch, 1);
+        }
+        if (request.WantsOutput("sequence_index"))
+        {
+            ResponseStream.AddOutput(response, "sequence_index", TensorDataTypes.Int32, TensorCodec.EncodeInt32(new int[batch]), batch, 1);
+        }
+        return response;
+    }
+}
