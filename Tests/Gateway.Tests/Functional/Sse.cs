@@ -45,6 +45,21 @@ internal sealed class SseReader(Stream body) : IDisposable
         return null;
     }
 
+    /// <summary>The next line, which must be an SSE comment (blank lines between are skipped).</summary>
+    public async Task<string> NextCommentAsync(CancellationToken cancellationToken = default)
+    {
+        while (await _reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith(':'))
+            {
+                Comments.Add(line);
+                return line;
+            }
+            Assert.True(line.Length == 0, "expected an SSE comment, got: " + line);
+        }
+        throw new EndOfStreamException("the body ended before a comment");
+    }
+
     public async Task<List<string>> ReadAllAsync(CancellationToken cancellationToken = default)
     {
         var events = new List<string>();
