@@ -42,6 +42,14 @@ internal static class GatewayResourceExtensions
                 .WithEnvironment("Gateway__Models__gpt-j-6b__MaxOutputTokens", "1024");
         }
 
+        if (builder.ExecutionContext.IsRunMode)
+        {
+            // No load balancer locally: stopping the AppHost refuses new requests at once and
+            // drains open streams (10 s at most); the cluster's values come with the manifests.
+            gateway.WithEnvironment("Gateway__Shutdown__AcceptWindow", "00:00:00")
+                .WithEnvironment("Gateway__Shutdown__DrainTimeout", "00:00:10");
+        }
+
         if (builder.Environment.IsDevelopment() && !builder.ExecutionContext.IsPublishMode)
         {
             var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(DevApiKey)));

@@ -61,9 +61,17 @@ internal static class ManifestGenerator
         var http = HttpPort(workload);
         var environment = workload.Environment.ToList();
         UseHeadlessTriton(environment, workloads);
-        // Drain: finish streams within the grace period; keep connections longer than the LB's 600 s.
-        AddIfMissing(environment, "DOTNET_shutdownTimeoutSeconds",
-            (WorkloadPolicies.TerminationGracePeriodSeconds - WorkloadPolicies.PreStopSleepSeconds - 5).ToString(CultureInfo.InvariantCulture));
+        foreach (var (key, value) in WorkloadPolicies.ClusterEnvironment.GetValueOrDefault(workload.Name) ?? [])
+        {
+            AddIfMissing(environment, key, value);
+        }
+        // Drain: finish streams within the grace period (the gateway sizes its host's shutdown
+        // timeout from its own drain settings); keep connections longer than the LB's 600 s.
+        if (!WorkloadPolicies.ClusterEnvironment.ContainsKey(workload.Name))
+        {
+            AddIfMissing(environment, "DOTNET_shutdownTimeoutSeconds",
+                (WorkloadPolicies.TerminationGracePeriodSeconds - WorkloadPolicies.PreStopSleepSeconds - 5).ToString(CultureInfo.InvariantCulture));
+        }
         AddIfMissing(environment, "Kestrel__Limits__KeepAliveTimeout", "00:10:20");
         environment.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
 

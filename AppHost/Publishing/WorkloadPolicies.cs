@@ -37,6 +37,32 @@ internal static class WorkloadPolicies
         ],
     };
 
+    /// <summary>
+    /// Settings a resource gets only in the cluster, keyed by resource name. The gateway's drain
+    /// (Gateway/Lifecycle) must end inside the pod's grace period: the preStop sleep runs first,
+    /// then SIGTERM starts the drain, whose deadline plus the final write plus the host's stop
+    /// margin (5 s) stay under <see cref="TerminationGracePeriodSeconds"/>.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<KeyValuePair<string, string>>> ClusterEnvironment =
+        new Dictionary<string, IReadOnlyList<KeyValuePair<string, string>>>(StringComparer.Ordinal)
+        {
+            ["gateway"] =
+            [
+                new("Gateway__Shutdown__AcceptWindow", TimeSpan.FromSeconds(GatewayAcceptWindowSeconds).ToString()),
+                new("Gateway__Shutdown__DrainTimeout", TimeSpan.FromSeconds(GatewayDrainTimeoutSeconds).ToString()),
+                new("Gateway__Shutdown__FinalWriteTimeout", TimeSpan.FromSeconds(GatewayFinalWriteSeconds).ToString()),
+            ],
+        };
+
+    /// <summary>New requests still served after SIGTERM (GCLB's NEG may lag the preStop sleep).</summary>
+    public const int GatewayAcceptWindowSeconds = 5;
+
+    /// <summary>From SIGTERM: open streams may run this long before they end with <c>server_shutting_down</c>.</summary>
+    public const int GatewayDrainTimeoutSeconds = 95;
+
+    /// <summary>After the drain deadline: time for the cut streams to write their error and <c>[DONE]</c>.</summary>
+    public const int GatewayFinalWriteSeconds = 2;
+
     /// <summary>Longest stream a pod finishes after it is told to stop; the LB drains for as long.</summary>
     public const int TerminationGracePeriodSeconds = 120;
 

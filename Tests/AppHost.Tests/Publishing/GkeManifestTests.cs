@@ -1,3 +1,4 @@
+using System.Globalization;
 using Aspire.Hosting.Publishing.Kubernetes;
 using k8s;
 using k8s.Models;
@@ -173,6 +174,28 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
         Assert.True(pod.TerminationGracePeriodSeconds >= 120);
         Assert.True(container.Lifecycle.PreStop.Sleep.Seconds > 0);
         Assert.True(container.Lifecycle.PreStop.Sleep.Seconds < pod.TerminationGracePeriodSeconds);
+    }
+
+    [Fact]
+    public void Gateway_DrainFitsTheGracePeriod_AfterThePreStopSleep()
+    {
+        var pod = publish.Single<V1Deployment>("gateway").Spec.Template.Spec;
+        var container = Assert.Single(pod.Containers);
+        var literals = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway")).ConfigMapGenerator![0].Literals!;
+        TimeSpan Setting(string key) => TimeSpan.Parse(
+            Assert.Single(literals, l => l.StartsWith(key + "=", StringComparison.Ordinal))[(key.Length + 1)..], CultureInfo.InvariantCulture);
+
+        var accept = Setting("Gateway__Shutdown__AcceptWindow");
+        var drain = Setting("Gateway__Shutdown__DrainTimeout");
+        var finalWrite = Setting("Gateway__Shutdown__FinalWriteTimeout");
+        // The kubelet runs preStop, then sends SIGTERM; the drain counts from SIGTERM; the host
+        // stops within 5 s of the final write. All of it before the grace period's SIGKILL.
+        var preStop = TimeSpan.FromSeconds(container.Lifecycle.PreStop.Sleep.Seconds);
+        Assert.True(accept > TimeSpan.Zero && accept < drain);
+        Assert.True(preStop + drain + finalWrite + TimeSpan.FromSeconds(5) < TimeSpan.FromSeconds(pod.TerminationGracePeriodSeconds!.Value),
+            $"preStop {preStop} + drain {drain} + final write {finalWrite} + 5 s must fit in {pod.TerminationGracePeriodSeconds} s");
+        // Readiness reads the drain check: it turns false at SIGTERM.
+        Assert.Equal("/health", container.ReadinessProbe.HttpGet.Path);
     }
 
     [Fact]
