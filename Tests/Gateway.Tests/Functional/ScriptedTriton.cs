@@ -192,6 +192,10 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
         return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
     }
 
+    /// <summary>Any response as it is, for malformed-response tests.</summary>
+    public Task SendRawAsync(ModelInferResponse response) =>
+        writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
+
     public Task SendErrorAsync(string message) =>
         writer.WriteAsync(new ModelStreamInferResponse { ErrorMessage = message }, Aborted);
 
