@@ -108,20 +108,9 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         var level = _settings.ResolvePriority(priority);
         var policy = _settings.Policies[level - 1];
         var entry = new Entry(this, work, level, _time.GetTimestamp());
-        lock (_gate)
-        {
-            if (_stopping.IsCancellationRequested)
-            {
-                throw new InferenceException(InferenceErrorCode.Unavailable, "Server is stopping", FailureReason.Rejected);
-            }
-            var queue = _queues[level - 1];
-            if (policy.MaxQueueSize > 0 && queue.Count >= policy.MaxQueueSize)
-            {
-                throw new InferenceException(InferenceErrorCode.Unavailable, "Exceeds maximum queue size", FailureReason.Rejected);
-            }
-            entry.Node = queue.AddLast(entry);
-            _observer.QueueChanged(CountQueued());
-        }
+        // Timer and cancellation are attached before the entry is queued: once queued, the loop may admit
+        // and finish it at once, and Finish must find both to dispose them. One that fires before the entry
+        // is queued records its outcome (under _gate), and the entry is finished instead of queued.
         var effectiveTimeout = policy.EffectiveTimeout(timeout);
         if (effectiveTimeout > TimeSpan.Zero && !policy.DelayOnTimeout)
         {
@@ -129,14 +118,63 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
                 entry, effectiveTimeout, Timeout.InfiniteTimeSpan);
         }
         entry.Cancellation = cancellationToken.Register(static state => ((Entry)state!).Owner.OnCancelled((Entry)state!), entry);
+        InferenceException? rejected = null;
+        InferenceException? early;
+        lock (_gate)
+        {
+            entry.Published = true;
+            early = entry.EarlyError;
+            var queue = _queues[level - 1];
+            if (_closed is not null || _stopping.IsCancellationRequested)
+            {
+                rejected = new InferenceException(InferenceErrorCode.Unavailable, _closed ?? StoppingMessage, FailureReason.Rejected);
+            }
+            else if (early is null && policy.MaxQueueSize > 0 && queue.Count >= policy.MaxQueueSize)
+            {
+                rejected = new InferenceException(InferenceErrorCode.Unavailable, "Exceeds maximum queue size", FailureReason.Rejected);
+            }
+            else if (early is null)
+            {
+                entry.Node = queue.AddLast(entry);
+                _observer.QueueChanged(CountQueued());
+            }
+        }
+        if (rejected is not null)
+        {
+            Interlocked.Exchange(ref entry.Finished, 1);
+            entry.Timer?.Dispose();
+            entry.Cancellation.Dispose();
+            throw rejected;
+        }
+        if (early is not null)
+        {
+            Finish(entry, early);
+            return;
+        }
         Signal();
     }
 
+    private const string StoppingMessage = "Server is stopping";
+
+    private const string LoopFailedMessage = "The model's engine loop failed";
+
+    /// <summary>Set under _gate when the loop has ended (stopped or failed): Enqueue refuses from then on.</summary>
+    private string? _closed;
+
     private void OnQueueTimeout(Entry entry)
     {
+        var error = new InferenceException(InferenceErrorCode.Unavailable, "Request timeout expired", FailureReason.Rejected);
+        lock (_gate)
+        {
+            if (!entry.Published)
+            {
+                entry.EarlyError ??= error;
+                return;
+            }
+        }
         if (RemoveQueued(entry))
         {
-            Finish(entry, new InferenceException(InferenceErrorCode.Unavailable, "Request timeout expired", FailureReason.Rejected));
+            Finish(entry, error);
         }
     }
 
@@ -148,6 +186,15 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private void OnCancelled(Entry entry)
     {
         Interlocked.Increment(ref _cancellationsSeen);
+        lock (_gate)
+        {
+            entry.CancelRequested = true;
+            if (!entry.Published)
+            {
+                entry.EarlyError ??= Cancelled();
+                return;
+            }
+        }
         if (RemoveQueued(entry))
         {
             Finish(entry, Cancelled());
@@ -201,7 +248,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         {
             LogLoopFailed(_logger, exception);
         }
-        FailAll(new InferenceException(InferenceErrorCode.Unavailable, "Server is stopping", FailureReason.Other));
+        FailAll(stopping.IsCancellationRequested ? StoppingMessage : LoopFailedMessage);
     }
 
     private async Task StaticIterationAsync(Task wake, CancellationToken stopping)
@@ -371,6 +418,13 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         for (var i = 0; i < _active.Count; i++)
         {
             var entry = _active[i];
+            if (entry.CancelRequested)
+            {
+                // Cancelled while this step ran (after DropCancelledActive): no token after the cancellation.
+                RemoveActiveAt(i--);
+                Finish(entry, Cancelled());
+                continue;
+            }
             bool finished;
             var index = entry.Work.ResponsesWritten;
             try
@@ -484,11 +538,15 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         entry.Work.Fail(error);
     }
 
-    private void FailAll(InferenceException error)
+    private void FailAll(string message)
     {
+        var error = new InferenceException(InferenceErrorCode.Unavailable, message, FailureReason.Other);
         List<Entry> all;
         lock (_gate)
         {
+            // Closed under the same lock as the drain: an Enqueue either lands before it (and is failed
+            // here) or sees _closed and is refused.
+            _closed ??= message;
             all = [.. _active];
             foreach (var queue in _queues)
             {
@@ -658,6 +716,8 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         }
         _stopping.Cancel();
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // A loop that never started leaves its queue to us.
+        FailAll(StoppingMessage);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine loop failed")]
@@ -678,6 +738,8 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         public ITimer? Timer { get; set; }
         public CancellationTokenRegistration Cancellation { get; set; }
         public volatile bool CancelRequested;
+        public bool Published;
+        public InferenceException? EarlyError;
         public int Finished;
     }
 }
