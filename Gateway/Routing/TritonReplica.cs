@@ -32,6 +32,9 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     private double _lastQueueUs = double.NaN;
     private double _lastSuccess = double.NaN;
 
+    // Models (name, version) this replica's last healthy probe found not ready or missing; empty until then.
+    private volatile (string Model, string Version)[] _unreadyModels = [];
+
     public Uri Grpc { get; } = grpc;
 
     public Uri? Metrics { get; } = metrics;
@@ -116,6 +119,32 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
             }
             state = seen;
         }
+    }
+
+    /// <summary>
+    /// Whether the replica may take requests for Triton model <paramref name="model"/> /
+    /// <paramref name="version"/>: false when its last probe found that model not ready or missing.
+    /// An empty <paramref name="model"/> asks for none in particular.
+    /// </summary>
+    public bool Serves(string model, string version)
+    {
+        var unready = _unreadyModels;
+        for (var i = 0; i < unready.Length; i++)
+        {
+            if (string.Equals(unready[i].Model, model, StringComparison.Ordinal) && string.Equals(unready[i].Version, version, StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The models a healthy probe found not ready (or missing); true when that differs from the last probe.</summary>
+    internal bool SetUnreadyModels((string Model, string Version)[] unready)
+    {
+        var previous = _unreadyModels;
+        _unreadyModels = unready;
+        return !previous.AsSpan().SequenceEqual(unready);
     }
 
     /// <summary>

@@ -80,13 +80,18 @@ internal sealed class ScriptedTriton : IAsyncDisposable
     /// <summary>What ServerReady and ModelReady answer (the gateway's health probes read them).</summary>
     public bool Ready { get; set; } = true;
 
+    /// <summary>Per model (ModelReady's name): true = ready, false = not ready, null = not in this server's repository (NotFound).</summary>
+    public Func<string, bool?> ModelState { get; set; } = _ => true;
+
     private sealed class Service(Holder holder) : GRPCInferenceService.GRPCInferenceServiceBase
     {
         public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
             Task.FromResult(new ServerReadyResponse { Ready = holder.Owner.Ready });
 
         public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
-            Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready });
+            holder.Owner.ModelState(request.Name) is { } ready
+                ? Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready && ready })
+                : throw new RpcException(new Status(StatusCode.NotFound, $"Request for unknown model: '{request.Name}' is not found"));
 
         public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream, ServerCallContext context)
         {
