@@ -217,14 +217,26 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         {
             using var response = await _http.GetAsync(new Uri(metrics, "/metrics"), HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             response.EnsureSuccessStatusCode();
+            var limit = _options.MaxMetricsBytes;
+            if (response.Content.Headers.ContentLength > limit)
+            {
+                LogMetricsTooLarge(_logger, metrics, limit);
+                return; // the previous load stays until it is older than MetricsMaxAge
+            }
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Min(64 * 1024, limit + 1));
             var length = 0;
             while (true)
             {
+                if (length > limit)
+                {
+                    // Disposing the response aborts the rest of the body: never an unbounded read.
+                    LogMetricsTooLarge(_logger, metrics, limit);
+                    return;
+                }
                 if (length == buffer.Length)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, limit + 1));
                     buffer.AsSpan(0, length).CopyTo(larger);
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = larger;
@@ -272,6 +284,9 @@ internal sealed partial class ReplicaMonitor : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Triton replica {Endpoint} is ready again")]
     private static partial void LogReadmitted(ILogger logger, Uri endpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Metrics of {Endpoint} exceed {Limit} bytes (Gateway:Routing:MaxMetricsBytes); scrape abandoned, the previous load is kept until stale")]
+    private static partial void LogMetricsTooLarge(ILogger logger, Uri endpoint, int limit);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Scraping {Endpoint} failed: {Reason}")]
     private static partial void LogScrapeFailed(ILogger logger, Uri endpoint, string reason);
