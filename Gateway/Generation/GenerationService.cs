@@ -107,7 +107,7 @@ internal sealed partial class GenerationService(
         try
         {
             List<TritonReplica>? tried = null;
-            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority);
+            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority, options.TritonModel, options.TritonModelVersion);
             for (var attempt = 0; ; attempt++)
             {
                 var lease = await router.AcquireAsync(route, tried, cancellationToken).ConfigureAwait(false);

@@ -30,6 +30,9 @@ public sealed class ModelDiscoveryOptions
     public string DefaultChatTemplate { get; set; } = ChatTemplates.ChatMl;
 
     public int DefaultContextWindow { get; set; } = 4096;
+
+    /// <summary>Deadline of each call to Triton (RepositoryIndex, ModelConfig, ModelMetadata); a replica that does not answer in time is skipped this round.</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 internal sealed class ModelDiscoveryOptionsValidator : IValidateOptions<ModelDiscoveryOptions>
@@ -44,6 +47,10 @@ internal sealed class ModelDiscoveryOptionsValidator : IValidateOptions<ModelDis
         if (!ChatTemplates.IsKnown(options.DefaultChatTemplate))
         {
             failures.Add($"{ModelDiscoveryOptions.SectionName}:DefaultChatTemplate '{options.DefaultChatTemplate}' is unknown (known: {string.Join(", ", ChatTemplates.Names)}).");
+        }
+        if (options.CallTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{ModelDiscoveryOptions.SectionName}:CallTimeout must be positive (was {options.CallTimeout}).");
         }
         if (options.DefaultContextWindow < 2)
         {
@@ -83,9 +90,14 @@ internal sealed partial class TritonModelDiscovery(
         }
     }
 
-    /// <summary>Reads the index of the first replica that answers and adds the new text-contract models.</summary>
-    private async Task DiscoverAsync(ModelCatalog models, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the index of the first replica that answers and adds the new text-contract models. Each
+    /// call has a deadline (<see cref="ModelDiscoveryOptions.CallTimeout"/>, on the injected clock): a
+    /// replica that accepts the call and never answers is skipped for this round, never waited on.
+    /// </summary>
+    internal async Task DiscoverAsync(ModelCatalog models, CancellationToken cancellationToken)
     {
+        var callTimeout = options.Value.CallTimeout;
         foreach (var replica in replicas.Replicas)
         {
             if (!replicas.TryGetChannel(replica, out var channel))
@@ -95,17 +107,20 @@ internal sealed partial class TritonModelDiscovery(
             try
             {
                 var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
-                var index = await client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var index = await WithDeadlineAsync(callTimeout, cancellationToken,
+                    token => client.RepositoryIndexAsync(new RepositoryIndexRequest { Ready = true }, cancellationToken: token).ResponseAsync).ConfigureAwait(false);
                 foreach (var entry in index.Models)
                 {
                     if (models.ServesTritonModel(entry.Name))
                     {
                         continue;
                     }
-                    var config = (await client.ModelConfigAsync(new ModelConfigRequest { Name = entry.Name }, cancellationToken: cancellationToken).ConfigureAwait(false)).Config;
+                    var config = (await WithDeadlineAsync(callTimeout, cancellationToken,
+                        token => client.ModelConfigAsync(new ModelConfigRequest { Name = entry.Name }, cancellationToken: token).ResponseAsync).ConfigureAwait(false)).Config;
                     var metadata = string.Equals(config.Backend, TritonContracts.Vllm, StringComparison.OrdinalIgnoreCase)
                         ? null
-                        : await client.ModelMetadataAsync(new ModelMetadataRequest { Name = entry.Name }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                        : await WithDeadlineAsync(callTimeout, cancellationToken,
+                            token => client.ModelMetadataAsync(new ModelMetadataRequest { Name = entry.Name }, cancellationToken: token).ResponseAsync).ConfigureAwait(false);
                     if (ToCatalogEntry(config, metadata, options.Value) is { } model && models.TryAdd(entry.Name, model))
                     {
                         LogDiscovered(logger, entry.Name, model.Contract, model.ChatTemplate, model.ContextWindow);
@@ -117,10 +132,29 @@ internal sealed partial class TritonModelDiscovery(
             {
                 LogIndexFailed(logger, replica.Grpc, ex.StatusCode);
             }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogCallTimedOut(logger, replica.Grpc, callTimeout.TotalSeconds);
+            }
             catch (ObjectDisposedException) when (replica.IsRemoved)
             {
                 // It left discovery mid-read and its channel was released: try the next one.
             }
+        }
+    }
+
+    /// <summary>One call under its own deadline, linked to the round's token; the deadline ends it with <see cref="OperationCanceledException"/>.</summary>
+    private async Task<T> WithDeadlineAsync<T>(TimeSpan timeout, CancellationToken cancellationToken, Func<CancellationToken, Task<T>> call)
+    {
+        using var deadline = new CancellationTokenSource(timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            return await call(linked.Token).ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (deadline.IsCancellationRequested && ex.StatusCode == StatusCode.Cancelled)
+        {
+            throw new OperationCanceledException("The Triton call ran past its deadline.", ex, deadline.Token);
         }
     }
 
@@ -177,6 +211,9 @@ internal sealed partial class TritonModelDiscovery(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Discovered Triton model {Model} ({Contract}, chat template {Template}, context {ContextWindow})")]
     private static partial void LogDiscovered(ILogger logger, string model, string contract, string template, int contextWindow);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Model discovery: {Replica} did not answer within {Seconds} s; skipped this round")]
+    private static partial void LogCallTimedOut(ILogger logger, Uri replica, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model discovery could not read the repository index of {Replica}: {Status}")]
     private static partial void LogIndexFailed(ILogger logger, Uri replica, StatusCode status);

@@ -10,7 +10,8 @@ namespace Gateway.Routing;
 /// <summary>
 /// Every <see cref="RoutingOptions.ProbeInterval"/>: re-resolves the headless Service when one is
 /// configured (every <see cref="TritonOptions.DiscoveryInterval"/>), probes each replica with
-/// ServerReady and ModelReady for every catalogued Triton model (on the replica's shared channel),
+/// ServerReady and ModelReady for every catalogued Triton model (on the replica's shared channel;
+/// a model not ready there only takes the replica out of that model's routing),
 /// and scrapes its metrics port. Two failed probes in a row eject a replica; an ejected one comes
 /// back on the first good probe after <see cref="RoutingOptions.MinEjection"/>. All timing comes
 /// from the injected <see cref="TimeProvider"/>.
@@ -126,7 +127,7 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         var health = CheckHealthAsync(replica, linked.Token);
         var scrape = replica.Metrics is { } metrics ? ScrapeAsync(replica, metrics, linked.Token) : Task.CompletedTask;
-        var failure = await health.ConfigureAwait(false);
+        var (failure, unreadyModels) = await health.ConfigureAwait(false);
         await scrape.ConfigureAwait(false);
         if (cancellationToken.IsCancellationRequested || replica.IsRemoved)
         {
@@ -140,6 +141,10 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         }
         if (failure is null)
         {
+            if (replica.SetUnreadyModels(unreadyModels))
+            {
+                LogModelsNotReady(_logger, replica.Grpc, unreadyModels.Length, string.Join(", ", unreadyModels.Select(m => m.Version.Length == 0 ? m.Model : m.Model + ":" + m.Version)));
+            }
             if (replica.ProbeSucceeded(_time, _options.MinEjection))
             {
                 LogReadmitted(_logger, replica.Grpc);
@@ -151,39 +156,57 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         }
     }
 
-    /// <summary>Null when ready, else why not.</summary>
-    private async Task<string?> CheckHealthAsync(TritonReplica replica, CancellationToken cancellationToken)
+    /// <summary>
+    /// Failure null when the server is ready (else why not), with the catalogued models that are not
+    /// ready or not in its repository: those are routed elsewhere, the replica still serves the others.
+    /// </summary>
+    private async Task<(string? Failure, (string Model, string Version)[] UnreadyModels)> CheckHealthAsync(TritonReplica replica, CancellationToken cancellationToken)
     {
         try
         {
             if (!_replicas.TryGetChannel(replica, out var channel))
             {
-                return "left discovery";
+                return ("left discovery", []);
             }
             var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
             var options = new CallOptions(cancellationToken: cancellationToken);
             var server = await client.ServerReadyAsync(new ServerReadyRequest(), options).ConfigureAwait(false);
             if (!server.Ready)
             {
-                return "ServerReady is false";
+                return ("ServerReady is false", []);
             }
+            List<(string, string)>? unready = null;
             foreach (var model in _catalog.Models)
             {
-                var ready = await client.ModelReadyAsync(new ModelReadyRequest { Name = model.Options.TritonModel, Version = model.Options.TritonModelVersion }, options).ConfigureAwait(false);
-                if (!ready.Ready)
+                var (name, version) = (model.Options.TritonModel, model.Options.TritonModelVersion);
+                if (unready is not null && unready.Contains((name, version)))
                 {
-                    return $"model {model.Options.TritonModel} is not ready";
+                    continue; // two public ids over one Triton model
+                }
+                bool ready;
+                try
+                {
+                    ready = (await client.ModelReadyAsync(new ModelReadyRequest { Name = name, Version = version }, options).ConfigureAwait(false)).Ready;
+                }
+                catch (RpcException ex) when (!cancellationToken.IsCancellationRequested
+                    && ex.StatusCode is not (StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled))
+                {
+                    ready = false; // Triton answers NotFound / InvalidArgument for a model or version it does not have
+                }
+                if (!ready)
+                {
+                    (unready ??= []).Add((name, version));
                 }
             }
-            return null;
+            return (null, unready is null ? [] : [.. unready]);
         }
         catch (RpcException ex)
         {
-            return cancellationToken.IsCancellationRequested ? "probe timed out" : $"probe failed: {ex.StatusCode} {ex.Status.Detail}";
+            return (cancellationToken.IsCancellationRequested ? "probe timed out" : $"probe failed: {ex.StatusCode} {ex.Status.Detail}", []);
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or InvalidOperationException)
         {
-            return "probe failed: " + ex.Message;
+            return ("probe failed: " + ex.Message, []);
         }
     }
 
@@ -194,14 +217,26 @@ internal sealed partial class ReplicaMonitor : BackgroundService
         {
             using var response = await _http.GetAsync(new Uri(metrics, "/metrics"), HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             response.EnsureSuccessStatusCode();
+            var limit = _options.MaxMetricsBytes;
+            if (response.Content.Headers.ContentLength > limit)
+            {
+                LogMetricsTooLarge(_logger, metrics, limit);
+                return; // the previous load stays until it is older than MetricsMaxAge
+            }
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Min(64 * 1024, limit + 1));
             var length = 0;
             while (true)
             {
+                if (length > limit)
+                {
+                    // Disposing the response aborts the rest of the body: never an unbounded read.
+                    LogMetricsTooLarge(_logger, metrics, limit);
+                    return;
+                }
                 if (length == buffer.Length)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, limit + 1));
                     buffer.AsSpan(0, length).CopyTo(larger);
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = larger;
@@ -244,8 +279,14 @@ internal sealed partial class ReplicaMonitor : BackgroundService
     [LoggerMessage(Level = LogLevel.Warning, Message = "Triton replica {Endpoint} ejected: {Reason}")]
     private static partial void LogEjected(ILogger logger, Uri endpoint, string reason);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Triton replica {Endpoint}: {Count} models not ready, routed elsewhere: {Models}")]
+    private static partial void LogModelsNotReady(ILogger logger, Uri endpoint, int count, string models);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Triton replica {Endpoint} is ready again")]
     private static partial void LogReadmitted(ILogger logger, Uri endpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Metrics of {Endpoint} exceed {Limit} bytes (Gateway:Routing:MaxMetricsBytes); scrape abandoned, the previous load is kept until stale")]
+    private static partial void LogMetricsTooLarge(ILogger logger, Uri endpoint, int limit);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Scraping {Endpoint} failed: {Reason}")]
     private static partial void LogScrapeFailed(ILogger logger, Uri endpoint, string reason);

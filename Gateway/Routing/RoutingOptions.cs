@@ -40,6 +40,9 @@ public sealed class RoutingOptions
     /// <summary>The <c>Retry-After</c> given with a 503 for shed or unroutable requests.</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Largest metrics body read from a replica; a larger one is abandoned (its previous load is kept until it goes stale).</summary>
+    public int MaxMetricsBytes { get; set; } = 4 * 1024 * 1024;
+
     /// <summary>The Triton <c>priority</c> sent for <c>x-priority: low</c> (1 is the highest level).</summary>
     public int LowPriorityLevel { get; set; } = 2;
 }
@@ -70,6 +73,10 @@ internal sealed class RoutingOptionsValidator : IValidateOptions<RoutingOptions>
         if (options.MaxQueuedRequests < 0)
         {
             failures.Add("Gateway:Routing:MaxQueuedRequests must not be negative.");
+        }
+        if (options.MaxMetricsBytes < 1024)
+        {
+            failures.Add("Gateway:Routing:MaxMetricsBytes must be at least 1024.");
         }
         if (options.LowPriorityLevel < 1)
         {

@@ -26,10 +26,14 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     // Low bits: this gateway's requests in flight; RemovedFlag: left discovery.
     private int _state;
     private long _inFlightTokens;
-    private volatile bool _ejected;
-    private long _ejectedAt;
+    // Health is one immutable object swapped by compare-and-swap: a probe readmits only the exact
+    // ejection it examined, so an ejection that lands meanwhile (a new object) is never undone.
+    private Health _health = Health.Serving;
     private double _lastQueueUs = double.NaN;
     private double _lastSuccess = double.NaN;
+
+    // Models (name, version) this replica's last healthy probe found not ready or missing; empty until then.
+    private volatile (string Model, string Version)[] _unreadyModels = [];
 
     public Uri Grpc { get; } = grpc;
 
@@ -41,10 +45,10 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     /// <summary>Prompt tokens plus tokens still to generate, over this gateway's in-flight requests.</summary>
     public long InFlightTokens => Interlocked.Read(ref _inFlightTokens);
 
-    public bool IsEjected => _ejected;
+    public bool IsEjected => Volatile.Read(ref _health).Ejected;
 
     /// <summary>Why it was last ejected (for logs).</summary>
-    public string? EjectionReason { get; private set; }
+    public string? EjectionReason => Volatile.Read(ref _health).Reason;
 
     /// <summary>The latest scraped load, or null before the first scrape (or without a metrics endpoint).</summary>
     public ReplicaLoad? Load { get; private set; }
@@ -117,28 +121,65 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
         }
     }
 
-    /// <summary>Takes the replica out of rotation; returns false when it already was.</summary>
-    internal bool Eject(long timestamp, string reason)
+    /// <summary>
+    /// Whether the replica may take requests for Triton model <paramref name="model"/> /
+    /// <paramref name="version"/>: false when its last probe found that model not ready or missing.
+    /// An empty <paramref name="model"/> asks for none in particular.
+    /// </summary>
+    public bool Serves(string model, string version)
     {
-        EjectionReason = reason;
-        if (_ejected)
+        var unready = _unreadyModels;
+        for (var i = 0; i < unready.Length; i++)
         {
-            return false;
+            if (string.Equals(unready[i].Model, model, StringComparison.Ordinal) && string.Equals(unready[i].Version, version, StringComparison.Ordinal))
+            {
+                return false;
+            }
         }
-        Volatile.Write(ref _ejectedAt, timestamp);
-        _ejected = true;
         return true;
     }
 
-    /// <summary>A successful probe: back in rotation once <paramref name="minEjection"/> has passed. Returns true when it came back.</summary>
+    /// <summary>The models a healthy probe found not ready (or missing); true when that differs from the last probe.</summary>
+    internal bool SetUnreadyModels((string Model, string Version)[] unready)
+    {
+        var previous = _unreadyModels;
+        _unreadyModels = unready;
+        return !previous.AsSpan().SequenceEqual(unready);
+    }
+
+    /// <summary>
+    /// Takes the replica out of rotation; returns false when it already was. An ejection of an
+    /// ejected replica keeps its start time (MinEjection runs from the first) but is a new state, so
+    /// a probe that succeeded before it cannot readmit the replica.
+    /// </summary>
+    internal bool Eject(long timestamp, string reason)
+    {
+        var current = Volatile.Read(ref _health);
+        while (true)
+        {
+            var next = new Health(true, current.Ejected ? current.EjectedAt : timestamp, reason);
+            var seen = Interlocked.CompareExchange(ref _health, next, current);
+            if (ReferenceEquals(seen, current))
+            {
+                return !current.Ejected;
+            }
+            current = seen;
+        }
+    }
+
+    /// <summary>
+    /// A successful probe: back in rotation once <paramref name="minEjection"/> has passed. Returns
+    /// true when it came back; false when it was not ejected, too recently, or ejected again while
+    /// this probe was deciding (the failure is newer than the probe's answer).
+    /// </summary>
     internal bool ProbeSucceeded(TimeProvider time, TimeSpan minEjection)
     {
-        if (!_ejected || time.GetElapsedTime(Volatile.Read(ref _ejectedAt)) < minEjection)
+        var current = Volatile.Read(ref _health);
+        if (!current.Ejected || time.GetElapsedTime(current.EjectedAt) < minEjection)
         {
             return false;
         }
-        _ejected = false;
-        return true;
+        return ReferenceEquals(Interlocked.CompareExchange(ref _health, Health.Serving, current), current);
     }
 
     /// <summary>Records one scrape. Counter deltas need the previous scrape; a counter reset (restart) gives no queue-time signal once.</summary>
@@ -168,4 +209,14 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
         Load is { } load && time.GetElapsedTime(load.Timestamp) <= maxAge ? load : null;
 
     public override string ToString() => Grpc.ToString();
+
+    /// <summary>One health state; never mutated (each change is a new object, compared by reference).</summary>
+    private sealed class Health(bool ejected, long ejectedAt, string? reason)
+    {
+        public static readonly Health Serving = new(false, 0, null);
+
+        public bool Ejected { get; } = ejected;
+        public long EjectedAt { get; } = ejectedAt;
+        public string? Reason { get; } = reason;
+    }
 }

@@ -8,7 +8,9 @@ namespace Gateway.Routing;
 /// <param name="PromptTokens">Tokens of the prompt as sent to Triton.</param>
 /// <param name="MaxTokens">Tokens it may still generate.</param>
 /// <param name="Priority">Triton's priority level: 0 = default, 1 = highest.</param>
-internal readonly record struct RouteRequest(int PromptTokens, int MaxTokens, int Priority);
+/// <param name="Model">The Triton model the request calls: replicas where it is not ready are not candidates ("" = any).</param>
+/// <param name="ModelVersion">Its Triton version ("" = the server's policy).</param>
+internal readonly record struct RouteRequest(int PromptTokens, int MaxTokens, int Priority, string Model = "", string ModelVersion = "");
 
 /// <summary>Picks the Triton replica for each attempt of a request, or queues / sheds it when every replica is saturated.</summary>
 internal interface ITritonRouter
@@ -202,7 +204,7 @@ internal sealed partial class TritonRouter(
     /// </summary>
     private ReplicaLease? TryLease(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
     {
-        while (Pick(snapshot, tried) is { } replica)
+        while (Pick(snapshot, tried, request) is { } replica)
         {
             if (replica.TryAddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks)))
             {
@@ -226,20 +228,21 @@ internal sealed partial class TritonRouter(
 
     /// <summary>
     /// The replica for the next attempt, or null when every candidate is saturated. Candidates are
-    /// the ready replicas not yet tried, else the ready ones, else (every replica ejected: a panic,
-    /// as Envoy calls it) every discovered replica, so one flapping replica is not a certain 503.
+    /// the ready replicas (not ejected, and the request's model ready on them) not yet tried, else the
+    /// ready ones, else (none ready: a panic, as Envoy calls it) every discovered replica, so one
+    /// flapping replica is not a certain 503.
     /// </summary>
-    private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried)
+    private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
     {
         Span<int> candidates = snapshot.Length <= 128 ? stackalloc int[snapshot.Length] : new int[snapshot.Length];
-        var count = Collect(snapshot, tried, requireReady: true, excludeTried: true, candidates);
+        var count = Collect(snapshot, tried, request, requireReady: true, excludeTried: true, candidates);
         if (count == 0 && tried is { Count: > 0 })
         {
-            count = Collect(snapshot, tried, requireReady: true, excludeTried: false, candidates);
+            count = Collect(snapshot, tried, request, requireReady: true, excludeTried: false, candidates);
         }
         if (count == 0)
         {
-            count = Collect(snapshot, tried, requireReady: false, excludeTried: false, candidates);
+            count = Collect(snapshot, tried, request, requireReady: false, excludeTried: false, candidates);
         }
         if (count == 0)
         {
@@ -295,13 +298,13 @@ internal sealed partial class TritonRouter(
         return b.InFlight != a!.InFlight ? (b.InFlight < a.InFlight ? b : a) : (b.LastPicked < a.LastPicked ? b : a);
     }
 
-    private static int Collect(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, bool requireReady, bool excludeTried, Span<int> candidates)
+    private static int Collect(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request, bool requireReady, bool excludeTried, Span<int> candidates)
     {
         var count = 0;
         for (var i = 0; i < snapshot.Length; i++)
         {
             var replica = snapshot[i];
-            if (replica.IsRemoved || (requireReady && replica.IsEjected) || (excludeTried && tried is not null && Contains(tried, replica)))
+            if (replica.IsRemoved || (requireReady && (replica.IsEjected || !replica.Serves(request.Model, request.ModelVersion))) || (excludeTried && tried is not null && Contains(tried, replica)))
             {
                 continue;
             }

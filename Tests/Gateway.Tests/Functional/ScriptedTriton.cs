@@ -80,13 +80,47 @@ internal sealed class ScriptedTriton : IAsyncDisposable
     /// <summary>What ServerReady and ModelReady answer (the gateway's health probes read them).</summary>
     public bool Ready { get; set; } = true;
 
+    /// <summary>When set, RepositoryIndex accepts the call and never answers (until the caller gives up).</summary>
+    public bool HangRepositoryIndex { get; set; }
+
+    private int _repositoryIndexCalls;
+
+    /// <summary>RepositoryIndex calls received.</summary>
+    public int RepositoryIndexCalls => Volatile.Read(ref _repositoryIndexCalls);
+
+    private readonly TaskCompletionSource _repositoryIndexReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the first RepositoryIndex call arrives.</summary>
+    public Task RepositoryIndexReceived => _repositoryIndexReceived.Task;
+
+    internal void CountRepositoryIndex()
+    {
+        Interlocked.Increment(ref _repositoryIndexCalls);
+        _repositoryIndexReceived.TrySetResult();
+    }
+
+    /// <summary>Per model (ModelReady's name): true = ready, false = not ready, null = not in this server's repository (NotFound).</summary>
+    public Func<string, bool?> ModelState { get; set; } = _ => true;
+
     private sealed class Service(Holder holder) : GRPCInferenceService.GRPCInferenceServiceBase
     {
         public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) =>
             Task.FromResult(new ServerReadyResponse { Ready = holder.Owner.Ready });
 
         public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context) =>
-            Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready });
+            holder.Owner.ModelState(request.Name) is { } ready
+                ? Task.FromResult(new ModelReadyResponse { Ready = holder.Owner.Ready && ready })
+                : throw new RpcException(new Status(StatusCode.NotFound, $"Request for unknown model: '{request.Name}' is not found"));
+
+        public override async Task<RepositoryIndexResponse> RepositoryIndex(RepositoryIndexRequest request, ServerCallContext context)
+        {
+            holder.Owner.CountRepositoryIndex();
+            if (holder.Owner.HangRepositoryIndex)
+            {
+                await Task.Delay(Timeout.Infinite, context.CancellationToken);
+            }
+            return new RepositoryIndexResponse();
+        }
 
         public override async Task ModelStreamInfer(IAsyncStreamReader<ModelInferRequest> requestStream, IServerStreamWriter<ModelStreamInferResponse> responseStream, ServerCallContext context)
         {

@@ -43,6 +43,28 @@ public sealed class StartupValidationTests
     }
 
     [Fact]
+    public async Task Start_ZeroDiscoveryCallTimeout_FailsNamingTheKey()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["Gateway:Triton:Endpoints:0"] = "http://127.0.0.1:1",
+            ["Gateway:ModelDiscovery:CallTimeout"] = "00:00:00",
+        });
+        Assert.Contains("Gateway:ModelDiscovery:CallTimeout must be positive", message);
+    }
+
+    [Fact]
+    public async Task Start_TinyMaxMetricsBytes_FailsNamingTheKey()
+    {
+        var message = await StartFailureAsync(new()
+        {
+            ["Gateway:Triton:Endpoints:0"] = "http://127.0.0.1:1",
+            ["Gateway:Routing:MaxMetricsBytes"] = "10",
+        });
+        Assert.Contains("Gateway:Routing:MaxMetricsBytes", message);
+    }
+
+    [Fact]
     public async Task Start_UnknownChatTemplate_FailsNamingTheKeyAndTheKnownTemplates()
     {
         var message = await StartFailureAsync(new()

@@ -94,8 +94,7 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         _heldStreamsFinish.SetResult();
         var replica = Assert.Single(Set.Replicas);
         Assert.Equal(" a b", await CompleteAsync());
-        // The answer reaches the client before the request's bookkeeping releases the lease.
-        await IdleAsync(replica);
+        await IdleAsync(replica); // the unary response can reach the client before its lease ends
         Assert.True(Channels.Contains(replica.Grpc));
         var released = ReleasedAsync(replica.Grpc);
 
@@ -104,15 +103,6 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         Assert.True(replica.IsRemoved);
         Assert.True(released.IsCompleted);
         Assert.False(Channels.Contains(replica.Grpc));
-    }
-
-    private static async Task IdleAsync(TritonReplica replica)
-    {
-        using var timeout = new CancellationTokenSource(Wait);
-        while (replica.InFlight > 0)
-        {
-            await Task.Delay(10, timeout.Token);
-        }
     }
 
     [Fact]
@@ -176,6 +166,16 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         Volatile.Write(ref _addresses, addresses);
         _time.Advance(TimeSpan.FromSeconds(5)); // DiscoveryInterval
         await Monitor.RefreshAsync(default);
+    }
+
+    /// <summary>Waits until no request of this gateway runs on <paramref name="replica"/> (no event to await; bounded by the timeout).</summary>
+    private static async Task IdleAsync(TritonReplica replica)
+    {
+        using var cts = new CancellationTokenSource(Wait);
+        while (replica.InFlight > 0)
+        {
+            await Task.Delay(10, cts.Token);
+        }
     }
 
     /// <summary>Completes when the channel of <paramref name="endpoint"/> is released.</summary>

@@ -100,6 +100,58 @@ public sealed class RoutingFunctionalTests
         Assert.Empty(a.Calls);
     }
 
+    [Theory]
+    [InlineData(false)] // ModelReady false
+    [InlineData(null)] // the model is not in that replica's repository
+    public async Task ModelNotReadyOnOneReplica_ThatModelAvoidsIt_OtherModelsStillUseIt(bool? secondModelOnA)
+    {
+        await using var a = await ScriptedTriton.StartAsync(AnswerAsync);
+        await using var b = await ScriptedTriton.StartAsync(AnswerAsync);
+        a.ModelState = model => model == "fastertransformer_2" ? secondModelOnA : true;
+        var settings = TwoReplicas(a, b, ("Gateway:Routing:ProbeInterval", "01:00:00"));
+        foreach (var (key, value) in global::Gateway.Hosting.GatewayServiceCollectionExtensions.DefaultCatalog)
+        {
+            settings[key] = value;
+            settings[key.Replace("gpt-j-6b", "gpt-j-second", StringComparison.Ordinal)] = key.EndsWith(":TritonModel", StringComparison.Ordinal) ? "fastertransformer_2" : value;
+        }
+        await using var gateway = await GatewayHost.StartAsync(a.Address, settings, new FakeTimeProvider(DateTimeOffset.UtcNow));
+        var monitor = gateway.App.Services.GetRequiredService<ReplicaMonitor>();
+        var replicas = gateway.App.Services.GetRequiredService<TritonReplicaSet>().Replicas;
+        for (var round = 0; round < ReplicaMonitor.ProbeFailuresToEject; round++)
+        {
+            await monitor.RefreshAsync(default);
+        }
+
+        Assert.False(replicas[0].IsEjected); // the server is healthy; only one of its models is not
+        for (var i = 0; i < 4; i++)
+        {
+            using var second = await gateway.Http.PostAsync("/v1/completions",
+                new StringContent("""{"model":"gpt-j-second","prompt":"x","max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        }
+        Assert.Empty(a.Calls);
+        Assert.Equal(4, b.Calls.Count);
+        Assert.All(b.Calls, call => Assert.Equal("fastertransformer_2", call.Request.ModelName));
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var first = await gateway.Http.PostAsync("/v1/completions", Completion());
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+        Assert.Equal(2, a.Calls.Count); // idle traffic of the other model rotates over both
+        Assert.All(a.Calls, call => Assert.Equal("fastertransformer", call.Request.ModelName));
+
+        a.ModelState = _ => true; // the model loads: the next round lets it back
+        await monitor.RefreshAsync(default);
+        for (var i = 0; i < 2; i++)
+        {
+            using var again = await gateway.Http.PostAsync("/v1/completions",
+                new StringContent("""{"model":"gpt-j-second","prompt":"x","max_tokens":2}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+        Assert.Contains(a.Calls, call => call.Request.ModelName == "fastertransformer_2");
+    }
+
     [Fact]
     public async Task AllSaturated_LowPriorityGets503WithRetryAfter_HighPriorityQueuesAndRunsWhenCapacityFrees()
     {
