@@ -137,10 +137,13 @@ internal sealed class FaultClient(HttpClient http, string apiKey, string model, 
         }
     }
 
-    private static string? ErrorType(string body)
+    /// <summary>The error's type and the start of its message (the message says which failure it was).</summary>
+    private static string ErrorType(string body)
     {
         using var json = JsonDocument.Parse(body);
         var error = json.RootElement.GetProperty("error");
-        return error.TryGetProperty("type", out var type) ? type.GetString() : null;
+        var type = error.TryGetProperty("type", out var t) ? t.GetString() : null;
+        var message = error.GetProperty("message").GetString() ?? "";
+        return $"{type} \"{(message.Length > 90 ? message[..90] + "…" : message)}\"";
     }
 }
