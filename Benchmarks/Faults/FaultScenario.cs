@@ -90,6 +90,16 @@ internal static partial class FaultScenario
                     _ = Signal(replicaB.ProcessId!.Value, 9); // SIGKILL
                     return Task.CompletedTask;
                 }, "one of two Triton replicas killed (SIGKILL) mid-load, not restarted", cancellationToken));
+                // Is the surviving replica itself serving? (tells a gateway routing fault from a dead engine)
+                try
+                {
+                    using var probe = await http.GetAsync(new Uri(replicaA.Rest, "/v2/health/ready"), cancellationToken);
+                    notes.Add($"After the replica fault the surviving replica answered /v2/health/ready with {(int)probe.StatusCode} (process {(replicaA.Exited.IsCompleted ? "exited" : "alive")}).");
+                }
+                catch (HttpRequestException ex)
+                {
+                    notes.Add($"After the replica fault the surviving replica did not answer /v2/health/ready: {ex.Message} (process {(replicaA.Exited.IsCompleted ? "exited" : "alive")}).");
+                }
                 log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} {results[^1]}");
             }
         }
