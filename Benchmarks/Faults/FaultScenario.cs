@@ -211,9 +211,11 @@ internal sealed class FaultLoad(FaultClient client, Uri target, int concurrency)
                 {
                     samples.Add(sample);
                 }
-                if (sample.Outcome == FaultOutcome.Refused)
+                if (sample.Outcome != FaultOutcome.Succeeded)
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken); // no listener: don't spin on the loopback
+                    // A client backs off before it retries (SDKs honour Retry-After); without it the
+                    // workers would flood the 2 shared cores with instant 503s and starve the gateway's probes.
+                    await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
                 }
             }
         }, cancellationToken)).ToArray();
