@@ -11,12 +11,15 @@ internal sealed record BenchmarkOptions
     /// <summary>Real llama.cpp speed of a TinyLlama-1.1B-shaped model; minutes and ~3 GB of disk, so only when asked for.</summary>
     public const string LlamaScenario = "llama";
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario];
+    /// <summary>Kills a replica, Redis and the gateway under load (real processes, ~1 minute); only when asked for.</summary>
+    public const string FaultsScenario = Faults.FaultScenario.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama   which scenarios (default: rates,streams,idle,soak;
-                                'llama' runs only when named)
+          --scenarios rates,streams,idle,soak,llama,faults   which scenarios (default: rates,streams,idle,soak;
+                                'llama' and 'faults' run only when named)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)

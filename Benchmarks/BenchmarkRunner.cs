@@ -14,7 +14,7 @@ internal static class BenchmarkRunner
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
-        var fasterTransformer = options.Scenarios.Where(static s => s != BenchmarkOptions.LlamaScenario).ToList();
+        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -25,7 +25,30 @@ internal static class BenchmarkRunner
             await LlamaShapeBenchmark.RunAsync(options, report, log, cancellationToken); // logs each row itself
         }
 
+        string? faults = null;
+        if (options.Scenarios.Contains(BenchmarkOptions.FaultsScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.FaultsScenario} ...");
+            faults = await Faults.FaultScenario.RunAsync(options, log, cancellationToken);
+        }
+        var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
+        var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
+        if (faults is not null && options.Scenarios.Count == 1)
+        {
+            // A faults-only run updates its own section and leaves the rest of the report as it was.
+            var updated = FaultsSection.Put(existing, faults);
+            log.WriteLine(faults);
+            await File.WriteAllTextAsync(output, updated, cancellationToken);
+            log.WriteLine($"wrote the faults section of {output}");
+            return report;
+        }
+
         var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
+        // The faults section survives a run that does not measure faults (it is measured on its own).
+        if ((faults ?? FaultsSection.Get(existing)) is { } kept)
+        {
+            markdown = FaultsSection.Put(markdown, kept);
+        }
         if (NotesFile(options) is { } notes)
         {
             // Analysis is written by hand in its own file, so a rerun regenerates the numbers without losing it.
@@ -33,7 +56,6 @@ internal static class BenchmarkRunner
                 + (await File.ReadAllTextAsync(notes, cancellationToken)).Trim() + "\n";
         }
         log.WriteLine(markdown);
-        var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         await File.WriteAllTextAsync(output, markdown, cancellationToken);
         log.WriteLine($"wrote {output}");
         return report;

@@ -20,6 +20,12 @@ internal interface IComponent : IAsyncDisposable
 
     /// <summary>Peak resident set size, bytes (VmHWM).</summary>
     long PeakRssBytes();
+
+    /// <summary>The component's own process, or null when it runs in the harness process (then it must not be signalled).</summary>
+    int? ProcessId { get; }
+
+    /// <summary>Completes when the component's process has exited (never for an in-process one).</summary>
+    Task Exited { get; }
 }
 
 /// <summary>
@@ -142,6 +148,8 @@ internal static class ComponentHost
         public Uri Grpc => grpc;
         public long RssBytes() => ReadStatus(Environment.ProcessId, "VmRSS:");
         public long PeakRssBytes() => ReadStatus(Environment.ProcessId, "VmHWM:");
+        public int? ProcessId => null;
+        public Task Exited => Task.Delay(Timeout.Infinite);
 
         public async ValueTask DisposeAsync()
         {
@@ -157,6 +165,8 @@ internal static class ComponentHost
         public Uri Grpc => grpc;
         public long RssBytes() => ReadStatus(process.Id, "VmRSS:");
         public long PeakRssBytes() => ReadStatus(process.Id, "VmHWM:");
+        public int? ProcessId => process.Id;
+        public Task Exited { get; } = process.WaitForExitAsync();
 
         public static async Task<IComponent> StartAsync(string kind, string[] args, CancellationToken cancellationToken)
         {
@@ -197,7 +207,14 @@ internal static class ComponentHost
 
         public async ValueTask DisposeAsync()
         {
-            process.StandardInput.Close();
+            try
+            {
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // already gone (a fault scenario killed it): nothing to tell it
+            }
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             try
             {

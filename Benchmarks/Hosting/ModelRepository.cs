@@ -30,6 +30,19 @@ internal sealed partial class ModelRepository : IDisposable
         return new ModelRepository(root);
     }
 
+    /// <summary>
+    /// One <see cref="FastModel"/> whose decode step takes <paramref name="step"/> (in flight, queue
+    /// that never refuses): streams stay open long enough for a fault to hit them (the faults scenario).
+    /// </summary>
+    public static ModelRepository CreatePaced(TimeSpan step)
+    {
+        var source = System.IO.Path.Combine(FindModels(), "fastertransformer");
+        var config = File.ReadAllText(System.IO.Path.Combine(source, "config.pbtxt"));
+        var root = Directory.CreateTempSubdirectory("llm-gateway-bench-faults-").FullName;
+        Write(root, FastModel, config, stepMicros: (long)step.TotalMicroseconds, maxBatch: 16_384);
+        return new ModelRepository(root);
+    }
+
     private static void Write(string root, string name, string config, long stepMicros, int maxBatch)
     {
         var folder = Directory.CreateDirectory(System.IO.Path.Combine(root, name));
