@@ -9,10 +9,27 @@ namespace Gateway.Lifecycle;
 /// Counts every REST API request in flight and, once the accept window is over, answers new ones
 /// 503 with <c>Retry-After</c> and an OpenAI error of type <c>server_shutting_down</c>.
 /// </summary>
+/// <remarks>
+/// From the shutdown signal on, HTTP/1.1 responses carry <c>Connection: close</c>: a client must
+/// not send its next POST on a keep-alive connection the stopping server is about to close (that
+/// request would get no answer at all). HTTP/2 clients get Kestrel's GOAWAY instead.
+/// </remarks>
 internal sealed class DrainMiddleware(RequestDelegate next, GatewayDrain drain)
 {
     public async Task InvokeAsync(HttpContext context)
     {
+        if (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+        {
+            context.Response.OnStarting(static state =>
+            {
+                var (context, drain) = ((HttpContext, GatewayDrain))state;
+                if (!drain.IsReady)
+                {
+                    context.Response.Headers.Connection = "close";
+                }
+                return Task.CompletedTask;
+            }, (context, drain));
+        }
         if (!drain.TryEnter())
         {
             await OpenAiErrors.WriteAsync(context, drain.ShuttingDown(refused: true)).ConfigureAwait(false);

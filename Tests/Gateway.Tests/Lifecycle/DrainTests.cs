@@ -78,6 +78,35 @@ public sealed class DrainTests
     }
 
     [Fact]
+    public async Task OnceStopping_Http11ResponsesCloseTheirConnection_SoNoRequestIsSentOnADyingOne()
+    {
+        await using var triton = await ScriptedTriton.StartAsync(async call =>
+        {
+            await call.SendTokensAsync(RestStreamingTests.Gpt2.Encode(" ok"));
+            await call.SendEmptyFinalAsync();
+        });
+        await using var gateway = await GatewayHost.StartAsync(triton.Address, new Dictionary<string, string?>
+        {
+            ["Gateway:Shutdown:AcceptWindow"] = "00:00:02",
+            ["Gateway:Shutdown:DrainTimeout"] = "00:00:03",
+        });
+        using (var before = await gateway.Http.PostAsync("/v1/chat/completions", RestStreamingTests.ChatBody()))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+            Assert.NotEqual(true, before.Headers.ConnectionClose);
+        }
+
+        var stopping = gateway.App.StopAsync();
+        using (var during = await gateway.Http.PostAsync("/v1/chat/completions", RestStreamingTests.ChatBody()))
+        {
+            // Served in the accept window, or refused after it: either way the connection closes.
+            Assert.Contains(during.StatusCode, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable });
+            Assert.True(during.Headers.ConnectionClose);
+        }
+        await stopping.WaitAsync(Wait);
+    }
+
+    [Fact]
     public async Task ClientHangsUpOnAUnaryRequest_IsRecordedAsCancelled_NotSuccess()
     {
         await using var triton = await OneTokenThenHang();
