@@ -58,8 +58,8 @@ internal sealed class FasterTransformerModel(TokenLanguageModel language) : IMod
                 ? seedTensor.UInt64(PerRow(seedTensor, b, batch))
                 : SplitMix64.SeedFrom(prompt);
             var endId = Scalar(request.Input("end_id"), b, batch, static (t, i) => t.UInt32(i), DefaultEndId);
-            var badWords = WordList(request.Input("bad_words_list"), b, batch, label, "bad_words_list");
-            var stopWords = WordList(request.Input("stop_words_list"), b, batch, label, "stop_words_list");
+            var badWords = WordLists.Decode(request.Input("bad_words_list"), b, label, "bad_words_list");
+            var stopWords = WordLists.Decode(request.Input("stop_words_list"), b, label, "stop_words_list");
             rows[b] = new FasterTransformerRow(prompt, (int)outputLength, endId, stopWords, new TokenSampler(language, settings, seed, badWords));
         }
         return new FasterTransformerWork(request, responses, rows, decoupled);
@@ -77,49 +77,6 @@ internal sealed class FasterTransformerModel(TokenLanguageModel language) : IMod
 
     private static T Scalar<T>(RequestTensor? tensor, int row, int batch, Func<RequestTensor, long, T> read, T fallback) =>
         tensor is null || tensor.ElementCount == 0 ? fallback : read(tensor, PerRow(tensor, row, batch));
-
-    /// <summary>Decodes row <paramref name="row"/> of a <c>[B, 2, N]</c> word list: ids, then cumulative end offsets padded with -1.</summary>
-    private static IReadOnlyList<int[]> WordList(RequestTensor? tensor, int row, int batch, string label, string name)
-    {
-        if (tensor is null)
-        {
-            return [];
-        }
-        if (tensor.Shape.Length != 3 || tensor.Shape[1] != 2)
-        {
-            throw RequestValidator.Invalid($"{label} {name} must have shape [batch, 2, N], got [{string.Join(",", tensor.Shape)}]");
-        }
-        var n = (int)tensor.Shape[2];
-        var rowIndex = tensor.Shape[0] == 1 ? 0 : row;
-        var idsStart = (long)rowIndex * 2 * n;
-        var offsetsStart = idsStart + n;
-        var words = new List<int[]>();
-        var previous = 0;
-        for (var i = 0; i < n; i++)
-        {
-            var end = tensor.Int32(offsetsStart + i);
-            if (end < 0)
-            {
-                break;
-            }
-            if (end > n || end < previous)
-            {
-                throw RequestValidator.Invalid($"{label} {name} offsets must grow and stay within {n}, got {end}");
-            }
-            if (end > previous)
-            {
-                var word = new int[end - previous];
-                for (var k = 0; k < word.Length; k++)
-                {
-                    word[k] = tensor.Int32(idsStart + previous + k);
-                }
-                words.Add(word);
-            }
-            previous = end;
-        }
-        _ = batch;
-        return words;
-    }
 }
 
 /// <summary>The state of one batch row: prompt + generated ids, log-probs, end conditions.</summary>
