@@ -229,18 +229,26 @@ internal sealed partial class TritonRouter(
     /// <summary>
     /// The replica for the next attempt, or null when every candidate is saturated. Candidates are
     /// the ready replicas (not ejected, and the request's model ready on them) not yet tried, else the
-    /// ready ones, else (none ready: a panic, as Envoy calls it) every discovered replica, so one
-    /// flapping replica is not a certain 503.
+    /// ready ones, else (none ready: a panic, as Envoy calls it) every discovered replica not yet
+    /// tried, else every discovered replica, so one flapping replica is not a certain 503. A panic
+    /// retry skips the replicas this request already failed on: a dead replica fails fast and, idle,
+    /// scores best, so without that every attempt would land on it again while a live (ejected but
+    /// serving) replica is never tried.
     /// </summary>
     private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
     {
         Span<int> candidates = snapshot.Length <= 128 ? stackalloc int[snapshot.Length] : new int[snapshot.Length];
+        var retry = tried is { Count: > 0 };
         var count = Collect(snapshot, tried, request, requireReady: true, excludeTried: true, candidates);
-        if (count == 0 && tried is { Count: > 0 })
+        if (count == 0 && retry)
         {
             count = Collect(snapshot, tried, request, requireReady: true, excludeTried: false, candidates);
         }
         if (count == 0)
+        {
+            count = Collect(snapshot, tried, request, requireReady: false, excludeTried: true, candidates);
+        }
+        if (count == 0 && retry)
         {
             count = Collect(snapshot, tried, request, requireReady: false, excludeTried: false, candidates);
         }

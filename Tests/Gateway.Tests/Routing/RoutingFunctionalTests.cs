@@ -81,6 +81,56 @@ public sealed class RoutingFunctionalTests
     }
 
     [Fact]
+    public async Task ReplicaDiesWhileTheOtherIsEjected_RetriesGoToTheLiveReplica_NotAgainToTheDeadOne()
+    {
+        // The survivor carries a long stream (so it scores worse than the idle dead replica), and
+        // failed probes (as probe timeouts on a loaded machine do) have ejected it although it serves.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var a = await ScriptedTriton.StartAsync(async call =>
+        {
+            if (call.InputIds("request_output_len")[0] == 8)
+            {
+                await call.SendTokensAsync(RestStreamingTests.Gpt2.Encode(" a"), finalFlag: false);
+                await release.Task.WaitAsync(call.Aborted);
+            }
+            await AnswerAsync(call);
+        });
+        var b = await ScriptedTriton.StartAsync(AnswerAsync);
+        await using var gateway = await GatewayHost.StartAsync(a.Address, TwoReplicas(a, b, ("Gateway:Routing:ProbeInterval", "01:00:00")), new FakeTimeProvider(DateTimeOffset.UtcNow));
+        var monitor = gateway.App.Services.GetRequiredService<ReplicaMonitor>();
+        var replicas = gateway.App.Services.GetRequiredService<TritonReplicaSet>().Replicas;
+
+        using var stream = await gateway.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = new StringContent("""{"model":"gpt-j-6b","prompt":"x","max_tokens":8,"stream":true}""", Encoding.UTF8, "application/json"),
+        }, HttpCompletionOption.ResponseHeadersRead).WaitAsync(Wait);
+        Assert.Equal(HttpStatusCode.OK, stream.StatusCode);
+        Assert.Equal(1, replicas[0].InFlight); // idle replicas tie: the first one takes it
+        a.Ready = false;
+        for (var round = 0; round < ReplicaMonitor.ProbeFailuresToEject; round++)
+        {
+            await monitor.RefreshAsync(default);
+        }
+        a.Ready = true; // serving again, but out of rotation until MinEjection has passed
+        Assert.True(replicas[0].IsEjected);
+        Assert.False(replicas[1].IsEjected);
+
+        await b.DisposeAsync(); // the replica in rotation dies: connections refused from now on
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await gateway.Http.PostAsync("/v1/completions", Completion()).WaitAsync(Wait);
+            // An attempt on the dead replica (it is idle, so it scores best) fails fast; the retry must reach the live one.
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        }
+        Assert.True(replicas[1].IsEjected);
+        Assert.Equal(4, a.Calls.Count);
+
+        release.SetResult();
+        using var sse = new SseReader(await stream.Content.ReadAsStreamAsync());
+        Assert.Equal("[DONE]", (await sse.ReadAllAsync().WaitAsync(Wait))[^1]);
+    }
+
+    [Fact]
     public async Task ReplicaNotReady_IsEjectedAfterTwoFailedProbes()
     {
         await using var a = await ScriptedTriton.StartAsync(AnswerAsync);

@@ -232,6 +232,21 @@ public sealed class TritonRouterTests : IDisposable
     }
 
     [Fact]
+    public async Task EveryReplicaEjected_ARetryGoesToAReplicaNotTriedYet_EvenABusierOne()
+    {
+        var router = CreateRouter(2);
+        Scrape(Replica(1), pending: 30);
+        router.ReportFailure(Replica(0), TritonFailure.Transport, "connection refused");
+        router.ReportFailure(Replica(1), TritonFailure.Transport, "reset");
+        using (var retry = await router.AcquireAsync(Normal, [Replica(0)], default))
+        {
+            Assert.Same(Replica(1), retry.Replica); // not the idle one this request just failed on
+        }
+        using var last = await router.AcquireAsync(Normal, [Replica(0), Replica(1)], default);
+        Assert.Same(Replica(0), last.Replica); // every one tried: the least loaded again
+    }
+
+    [Fact]
     public async Task Saturated_LowPriorityIsShed_HighQueuesAndGoesFirst()
     {
         var router = CreateRouter(2, new RoutingOptions { SaturationThreshold = 3, RetryAfter = TimeSpan.FromSeconds(2) });
