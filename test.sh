@@ -30,7 +30,9 @@ fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test Aspire.sln --nologo "$@" 2>&1 | tee "$log" || status=$?
+# A test that hangs is killed after 5 minutes and named in the log (the blame collector), so a
+# hang fails the run in minutes instead of holding CI until its own limit.
+dotnet test Aspire.sln --nologo --blame-hang-timeout 5m --blame-hang-dump-type none "$@" 2>&1 | tee "$log" || status=$?
 
 # One plain closing line summing every test assembly's result.
 awk '/^(Passed|Failed)!/ {
