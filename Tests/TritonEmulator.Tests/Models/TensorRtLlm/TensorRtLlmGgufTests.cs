@@ -1,3 +1,6 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
 using Gateway.Grpc.Tensors;
 using Google.Protobuf;
 using Triton.Inference;
@@ -163,5 +166,85 @@ public sealed class TensorRtLlmGgufTests(TinyTrtLlmEngine engine) : IClassFixtur
         await stream.WaitUntilAsync(s => s.IsFinished("beams"));
 
         Assert.Equal("in ensemble 'ensemble', [request id: beams] Requested beam width 2 is larger than configured max beam width 1", stream.ErrorFor("beams"));
+    }
+
+    private HttpClient Http() => new() { BaseAddress = Emulator.Endpoints.Http, Timeout = TimeSpan.FromSeconds(60) };
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task GenerateExtension_OnTheEnsemble_MapsJsonKeysToInputs_AndOutputsToKeys()
+    {
+        using var http = Http();
+
+        // The request of TensorRT-LLM's README: inputs at the top level, an empty bad_words string.
+        using var response = await http.PostAsync("/v2/models/ensemble/generate", Json("""{"text_input": "abc", "max_tokens": 40, "bad_words": "", "stop_words": ""}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(TinyLlama.AfterC, json.GetProperty("text_output").GetString());
+        Assert.Equal(("ensemble", "1"), (json.GetProperty("model_name").GetString(), json.GetProperty("model_version").GetString()));
+        Assert.Equal(23, json.GetProperty("output_log_probs").GetArrayLength());
+        Assert.Equal(JsonValueKind.Number, json.GetProperty("cum_log_probs").ValueKind);
+        var keys = json.EnumerateObject().Select(static p => p.Name).ToList();
+        Assert.Equal(keys.Order(StringComparer.Ordinal), keys);
+        Assert.DoesNotContain("triton_final_response", keys);
+    }
+
+    [Fact]
+    public async Task GenerateExtension_ParametersObject_AlsoBindsInputsByName()
+    {
+        using var http = Http();
+
+        using var response = await http.PostAsync("/v2/models/ensemble/generate",
+            Json("""{"text_input": "abc", "parameters": {"max_tokens": 40, "stop_words": ["g"], "priority": 1}}"""));
+
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        Assert.Equal(" d e f g", JsonDocument.Parse(body).RootElement.GetProperty("text_output").GetString());
+    }
+
+    [Fact]
+    public async Task GenerateStreamExtension_OnTheEnsemble_SendsOneEventPerEngineIteration()
+    {
+        using var http = Http();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/ensemble/generate_stream")
+        {
+            Content = Json("""{"text_input": "abc", "max_tokens": 40, "stream": true}"""),
+        };
+
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var events = new List<JsonElement>();
+        using (var reader = new StreamReader(await response.Content.ReadAsStreamAsync()))
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal))
+                {
+                    events.Add(JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone());
+                }
+            }
+        }
+
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(events.Count > 3, $"one event per token, got {events.Count}");
+        Assert.All(events, e => Assert.False(e.TryGetProperty("error", out _)));
+        Assert.Equal(TinyLlama.AfterC, string.Concat(events.Select(static e => e.GetProperty("text_output").GetString())));
+    }
+
+    [Fact]
+    public async Task GenerateExtension_Errors_AreTritons()
+    {
+        using var http = Http();
+
+        using var missing = await http.PostAsync("/v2/models/ensemble/generate", Json("""{"text_input": "abc"}"""));
+        using var streamed = await http.PostAsync("/v2/models/ensemble/generate", Json("""{"text_input": "abc", "max_tokens": 8, "stream": true}"""));
+
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("missing required input(s) ['max_tokens']", JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        Assert.Equal(
+            "generate expects model to produce exactly 1 response, use generate stream for model that generates various number of responses",
+            JsonDocument.Parse(await streamed.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
     }
 }
