@@ -181,7 +181,8 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
         }
         // llama_sampler_sample also accepts the token into the chain, so the penalties count it from now on.
         token = (int)pipeline.Sample(model.Context.NativeHandle, index);
-        logProbability = LogSoftmax(logits, token);
+        // log p(token) under the model's distribution after the masks (before temperature and filters).
+        logProbability = VllmWork.LogSoftmax(logits, token);
         return true;
     }
 
@@ -197,22 +198,6 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
         {
             model.ReturnSequence(sequence);
         }
-    }
-
-    /// <summary>log p(token) under the model's distribution after the masks (before temperature and filters).</summary>
-    private static float LogSoftmax(ReadOnlySpan<float> logits, int token)
-    {
-        var max = float.NegativeInfinity;
-        foreach (var l in logits)
-        {
-            max = Math.Max(max, l);
-        }
-        double sum = 0;
-        foreach (var l in logits)
-        {
-            sum += Math.Exp(l - max);
-        }
-        return (float)(logits[token] - max - Math.Log(sum));
     }
 }
 

@@ -36,19 +36,8 @@ public sealed class TensorRtLlmGgufHost : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _repository = new TinyTrtLlmRepository(Path.Combine(Path.GetDirectoryName(EmulatorHost.FindModels())!, "models-trtllm"));
-        Emulator = EmulatorApplication.Build([], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Emulator:HttpPort"] = "0",
-                ["Emulator:GrpcPort"] = "0",
-                ["Emulator:MetricsPort"] = "0",
-                ["Emulator:ListenAddress"] = "127.0.0.1",
-                ["Emulator:ModelRepository"] = _repository.Root,
-            });
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        });
+        _repository = new TinyTrtLlmRepository(TensorRtLlmHost.ShippedRepository);
+        Emulator = TensorRtLlmHost.BuildEmulator(_repository.Root);
         await Emulator.StartAsync();
         var endpoints = Emulator.GetEndpoints();
         TritonChannel = GrpcChannel.ForAddress(endpoints.Grpc);
@@ -125,24 +114,8 @@ public sealed class TensorRtLlmGgufEndToEndTests(TensorRtLlmGgufHost host) : ICl
 
     private static string Rendered => ChatTemplates.Get(ChatTemplates.ChatMl).Render([new ChatTurn("user", Prompt)]);
 
-    private async Task<(string Text, ChatFinishReason? Finish, ChatTokenUsage? Usage, int Updates)> StreamAsync(ChatCompletionOptions options)
-    {
-        var text = new StringBuilder();
-        ChatFinishReason? finish = null;
-        ChatTokenUsage? usage = null;
-        var updates = 0;
-        await foreach (var update in Client().CompleteChatStreamingAsync([new UserChatMessage(Prompt)], options))
-        {
-            updates++;
-            foreach (var part in update.ContentUpdate)
-            {
-                text.Append(part.Text);
-            }
-            finish = update.FinishReason ?? finish;
-            usage = update.Usage ?? usage;
-        }
-        return (text.ToString(), finish, usage, updates);
-    }
+    private Task<(string Text, ChatFinishReason? Finish, ChatTokenUsage? Usage, int Updates)> StreamAsync(ChatCompletionOptions options) =>
+        Contracts.OpenAiSdkContractTests.StreamChatAsync(Client(), Prompt, options);
 
     [Fact]
     public async Task OpenAiSdk_Chat_IsTheGgufsGreedyAnswer_WithItsCompletionTokens_StreamedOrNot()
