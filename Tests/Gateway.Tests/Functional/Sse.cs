@@ -78,6 +78,35 @@ internal static class Json
     public static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement;
 }
 
+/// <summary>A streamed text completion put back together: its text, how many non-empty deltas, the finish reason and the usage chunk.</summary>
+internal sealed record StreamedCompletion(string Text, int Deltas, string? FinishReason, JsonElement? Usage)
+{
+    /// <summary>Reads the events of one <c>/v1/completions</c> stream (ending with <c>[DONE]</c>).</summary>
+    public static StreamedCompletion From(IReadOnlyList<string> events)
+    {
+        var text = new StringBuilder();
+        var deltas = 0;
+        string? finish = null;
+        JsonElement? usage = null;
+        foreach (var chunk in events.Take(events.Count - 1).Select(Json.Parse))
+        {
+            if (chunk.GetProperty("choices").GetArrayLength() > 0)
+            {
+                var choice = chunk.GetProperty("choices")[0];
+                var piece = choice.GetProperty("text").GetString()!;
+                deltas += piece.Length > 0 ? 1 : 0;
+                text.Append(piece);
+                finish = choice.GetProperty("finish_reason").GetString() ?? finish;
+            }
+            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
+            {
+                usage = u;
+            }
+        }
+        return new StreamedCompletion(text.ToString(), deltas, finish, usage);
+    }
+}
+
 internal static class TokenizerTestExtensions
 {
     /// <summary>The text of one token on its own (tests pick stop strings at token boundaries).</summary>

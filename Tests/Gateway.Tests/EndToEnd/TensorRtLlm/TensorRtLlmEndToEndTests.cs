@@ -105,25 +105,8 @@ public sealed class TensorRtLlmEndToEndTests(TensorRtLlmHost host) : IClassFixtu
         using var sse = new SseReader(await streamResponse.Content.ReadAsStreamAsync());
         var events = await sse.ReadAllAsync();
         Assert.Equal("[DONE]", events[^1]);
-        var text = new StringBuilder();
-        var deltas = 0;
-        string? finish = null;
-        JsonElement? usage = null;
-        foreach (var chunk in events[..^1].Select(Functional.Json.Parse))
-        {
-            if (chunk.GetProperty("choices").GetArrayLength() > 0)
-            {
-                var piece = chunk.GetProperty("choices")[0].GetProperty("text").GetString()!;
-                deltas += piece.Length > 0 ? 1 : 0;
-                text.Append(piece);
-                finish = chunk.GetProperty("choices")[0].GetProperty("finish_reason").GetString() ?? finish;
-            }
-            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
-            {
-                usage = u;
-            }
-        }
-        Assert.Equal(expected.Text, text.ToString());
+        var (text, deltas, finish, usage) = StreamedCompletion.From(events);
+        Assert.Equal(expected.Text, text);
         Assert.True(deltas > 3, $"expected streamed deltas, got {deltas}");
         Assert.Equal(expected.FinishReason, finish);
         Assert.Equal(expected.PromptTokens, usage!.Value.GetProperty("prompt_tokens").GetInt32());
