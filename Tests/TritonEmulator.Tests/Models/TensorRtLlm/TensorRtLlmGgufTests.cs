@@ -144,6 +144,34 @@ public sealed class TensorRtLlmGgufTests(TinyTrtLlmEngine engine) : IClassFixtur
     }
 
     [Fact]
+    public async Task CancelledStreams_GiveTheirLlamaCppSequencesBack()
+    {
+        // Twice as many cancelled requests as the engine has sequences: a sequence kept by a cancelled
+        // request would leave the requests after it without one.
+        for (var round = 0; round < 2; round++)
+        {
+            using var cancel = new CancellationTokenSource();
+            await using var abandoned = new StreamRecorder(Emulator.Client, cancellationToken: cancel.Token);
+            var ids = Enumerable.Range(0, TinyTrtLlmRepository.MaxBatchSize).Select(i => $"long-{round}-{i}").ToList();
+            foreach (var id in ids)
+            {
+                await abandoned.SendAsync(Int(Ensemble(id, "abc", 220, stream: true), "min_tokens", 220));
+            }
+            await abandoned.WaitUntilAsync(s => ids.All(id => s.ResponsesFor(id).Count > 0), seconds: 60);
+            await cancel.CancelAsync();
+        }
+        await using var stream = new StreamRecorder(Emulator.Client);
+        var fresh = Enumerable.Range(0, TinyTrtLlmRepository.MaxBatchSize).Select(i => $"fresh-{i}").ToList();
+        foreach (var id in fresh)
+        {
+            await stream.SendAsync(Ensemble(id, "abc", 40, stream: false));
+        }
+        await stream.WaitUntilAsync(s => fresh.All(s.IsFinished), seconds: 60);
+
+        Assert.All(fresh, id => Assert.Equal(TinyLlama.AfterC, Text(Assert.Single(stream.ResponsesFor(id)))));
+    }
+
+    [Fact]
     public async Task Metrics_CountTheGgufEnginesKvBlocks()
     {
         await RunAsync(Ensemble("m", "abc", 8, stream: true));
