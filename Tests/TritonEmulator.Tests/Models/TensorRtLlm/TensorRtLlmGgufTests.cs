@@ -186,6 +186,20 @@ public sealed class TensorRtLlmGgufTests(TinyTrtLlmEngine engine) : IClassFixtur
     }
 
     [Fact]
+    public async Task SamplingConfigOutOfRange_GetsTheExecutorsChecks()
+    {
+        await using var stream = new StreamRecorder(Emulator.Client);
+        await stream.SendAsync(Float(Ensemble("temperature", "abc", 4, stream: true), "temperature", -1f));
+        await stream.SendAsync(Float(Ensemble("repetition", "abc", 4, stream: true), "repetition_penalty", 0f));
+        await stream.SendAsync(Int(Ensemble("min", "abc", 4, stream: true), "min_tokens", -2));
+        await stream.WaitUntilAsync(s => s.IsFinished("temperature") && s.IsFinished("repetition") && s.IsFinished("min"));
+
+        Assert.Equal("in ensemble 'ensemble', [request id: temperature] Assertion failed: temperature.value() >= 0.f", stream.ErrorFor("temperature"));
+        Assert.Equal("in ensemble 'ensemble', [request id: repetition] Repetition penalty should be strictly greater than zero. Provided value was 0.000000", stream.ErrorFor("repetition"));
+        Assert.Equal("in ensemble 'ensemble', [request id: min] Assertion failed: minTokens.value() >= 0", stream.ErrorFor("min"));
+    }
+
+    [Fact]
     public async Task BeamWidthAboveTheConfiguredMaximum_IsTensorRtLlmsError()
     {
         await using var stream = new StreamRecorder(Emulator.Client);
