@@ -78,17 +78,33 @@ internal static class Json
     public static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement;
 }
 
-/// <summary>A streamed text completion put back together: its text, how many non-empty deltas, the finish reason and the usage chunk.</summary>
-internal sealed record StreamedCompletion(string Text, int Deltas, string? FinishReason, JsonElement? Usage)
+internal static class TokenizerTestExtensions
 {
-    /// <summary>Reads the events of one <c>/v1/completions</c> stream (ending with <c>[DONE]</c>).</summary>
-    public static StreamedCompletion From(IReadOnlyList<string> events)
+    /// <summary>The text of one token on its own (tests pick stop strings at token boundaries).</summary>
+    public static string CreateDetokenizerText(this Gateway.Text.ITextTokenizer tokenizer, int id)
     {
+        var detokenizer = tokenizer.CreateDetokenizer();
+        var text = new StringBuilder();
+        detokenizer.Append(id, text);
+        detokenizer.Flush(text);
+        return text.ToString();
+    }
+}
+
+/// <summary>A streamed <c>/v1/completions</c> answer read off the wire: the text, how many non-empty deltas, the finish reason and the usage chunk.</summary>
+internal readonly record struct StreamedCompletion(string Text, int Deltas, string? Finish, JsonElement? Usage)
+{
+    /// <summary>Reads every event up to <c>[DONE]</c> (which must be the last).</summary>
+    public static async Task<StreamedCompletion> ReadAsync(HttpResponseMessage response)
+    {
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        var events = await sse.ReadAllAsync();
+        Assert.Equal("[DONE]", events[^1]);
         var text = new StringBuilder();
         var deltas = 0;
         string? finish = null;
         JsonElement? usage = null;
-        foreach (var chunk in events.Take(events.Count - 1).Select(Json.Parse))
+        foreach (var chunk in events[..^1].Select(Json.Parse))
         {
             if (chunk.GetProperty("choices").GetArrayLength() > 0)
             {
@@ -104,18 +120,5 @@ internal sealed record StreamedCompletion(string Text, int Deltas, string? Finis
             }
         }
         return new StreamedCompletion(text.ToString(), deltas, finish, usage);
-    }
-}
-
-internal static class TokenizerTestExtensions
-{
-    /// <summary>The text of one token on its own (tests pick stop strings at token boundaries).</summary>
-    public static string CreateDetokenizerText(this Gateway.Text.ITextTokenizer tokenizer, int id)
-    {
-        var detokenizer = tokenizer.CreateDetokenizer();
-        var text = new StringBuilder();
-        detokenizer.Append(id, text);
-        detokenizer.Flush(text);
-        return text.ToString();
     }
 }

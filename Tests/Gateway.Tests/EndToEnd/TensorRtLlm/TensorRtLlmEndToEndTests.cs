@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Gateway.Tests.EndToEnd.Contracts;
 using Gateway.Tests.Functional;
@@ -102,10 +101,7 @@ public sealed class TensorRtLlmEndToEndTests(TensorRtLlmHost host) : IClassFixtu
         using var streamed = Post("v1/completions", new { model = TensorRtLlmHost.Model, prompt, temperature = 0, max_tokens = 16, stream = true, stream_options = new { include_usage = true } });
         using var streamResponse = await host.Gateway.Http.SendAsync(streamed, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, streamResponse.StatusCode);
-        using var sse = new SseReader(await streamResponse.Content.ReadAsStreamAsync());
-        var events = await sse.ReadAllAsync();
-        Assert.Equal("[DONE]", events[^1]);
-        var (text, deltas, finish, usage) = StreamedCompletion.From(events);
+        var (text, deltas, finish, usage) = await StreamedCompletion.ReadAsync(streamResponse);
         Assert.Equal(expected.Text, text);
         Assert.True(deltas > 3, $"expected streamed deltas, got {deltas}");
         Assert.Equal(expected.FinishReason, finish);

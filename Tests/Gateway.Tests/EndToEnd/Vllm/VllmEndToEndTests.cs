@@ -134,10 +134,7 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
         };
         using var response = await host.Gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
-        var events = await sse.ReadAllAsync();
-        Assert.Equal("[DONE]", events[^1]);
-        var (text, deltas, finish, usage) = StreamedCompletion.From(events);
+        var (text, deltas, finish, usage) = await StreamedCompletion.ReadAsync(response);
 
         Assert.Equal(TinyLlama.AfterC, text);
         Assert.True(deltas > 1, $"expected streamed deltas, got {deltas}");
