@@ -14,12 +14,18 @@ internal sealed record BenchmarkOptions
     /// <summary>Kills a replica, Redis and the gateway under load (real processes, ~1 minute); only when asked for.</summary>
     public const string FaultsScenario = Faults.FaultScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario];
+    /// <summary>Prefix-aware vs load-only vs round-robin routing over two TRT-LLM replicas (real processes, ~3 minutes); only when asked for.</summary>
+    public const string PrefixScenario = Prefix.PrefixScenario.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PrefixScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults   which scenarios (default: rates,streams,idle,soak;
-                                'llama' and 'faults' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,prefix   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults' and 'prefix' run only when named)
+          --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 14)
+          --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 8)
+          --prefix-duration <s> 'prefix': measured seconds per phase (default 25)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
@@ -57,6 +63,9 @@ internal sealed record BenchmarkOptions
 
     /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
     public string? LlamaWriteModelTo { get; init; }
+    public double PrefixRate { get; init; } = 14;
+    public double PrefixRandomRate { get; init; } = 8;
+    public TimeSpan PrefixDuration { get; init; } = TimeSpan.FromSeconds(25);
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
     public string? Output { get; init; }
@@ -88,6 +97,9 @@ internal sealed record BenchmarkOptions
                 case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
                 case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
+                case "--prefix-rate": options = options with { PrefixRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--prefix-random-rate": options = options with { PrefixRandomRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--prefix-duration": options = options with { PrefixDuration = TimeSpan.FromSeconds(Int()) }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--output": options = options with { Output = Next() }; break;
                 case "--notes": options = options with { Notes = Next() }; break;

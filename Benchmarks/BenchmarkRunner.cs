@@ -14,7 +14,7 @@ internal static class BenchmarkRunner
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
-        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario).ToList();
+        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario and not BenchmarkOptions.PrefixScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -31,8 +31,22 @@ internal static class BenchmarkRunner
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.FaultsScenario} ...");
             faults = await Faults.FaultScenario.RunAsync(options, log, cancellationToken);
         }
+        string? prefix = null;
+        if (options.Scenarios.Contains(BenchmarkOptions.PrefixScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PrefixScenario} ...");
+            prefix = await Prefix.PrefixScenario.RunAsync(options, log, cancellationToken);
+        }
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
+        if (prefix is not null && options.Scenarios.Count == 1)
+        {
+            // A prefix-only run updates its own section and leaves the rest of the report as it was.
+            log.WriteLine(prefix);
+            await File.WriteAllTextAsync(output, PrefixSection.Put(existing, prefix), cancellationToken);
+            log.WriteLine($"wrote the prefix section of {output}");
+            return report;
+        }
         if (faults is not null && options.Scenarios.Count == 1)
         {
             // A faults-only run updates its own section and leaves the rest of the report as it was.
@@ -48,6 +62,10 @@ internal static class BenchmarkRunner
         if ((faults ?? FaultsSection.Get(existing)) is { } kept)
         {
             markdown = FaultsSection.Put(markdown, kept);
+        }
+        if ((prefix ?? PrefixSection.Get(existing)) is { } keptPrefix)
+        {
+            markdown = PrefixSection.Put(markdown, keptPrefix);
         }
         if (NotesFile(options) is { } notes)
         {

@@ -1,3 +1,7 @@
+using System.Buffers;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+
 namespace Gateway.Routing;
 
 /// <summary>
@@ -149,7 +153,7 @@ internal sealed class PrefixBlockTable
 
 /// <summary>
 /// Chained block keys of a prompt's token ids, the way the engines key their prefix caches: full
-/// blocks of <c>blockSize</c> tokens, each key a hash of the previous key and the block's tokens
+/// blocks of <c>blockSize</c> tokens, each key the XXH3 hash of the block's tokens seeded by the previous key
 /// (the first seeded by the Triton model's name, so two models never share keys). The last prompt
 /// token's block is left out: the engine always computes that token again.
 /// </summary>
@@ -163,18 +167,36 @@ internal static class PrefixKeys
         {
             return [];
         }
+        int[]? rented = null;
+        ReadOnlySpan<int> span;
+        if (tokens is int[] array)
+        {
+            span = array;
+        }
+        else if (tokens is List<int> list)
+        {
+            span = CollectionsMarshal.AsSpan(list);
+        }
+        else
+        {
+            rented = ArrayPool<int>.Shared.Rent(blocks * blockSize);
+            for (var i = 0; i < blocks * blockSize; i++)
+            {
+                rented[i] = tokens[i];
+            }
+            span = rented;
+        }
         var keys = new ulong[blocks];
         var key = Seed(model);
-        var t = 0;
         for (var b = 0; b < blocks; b++)
         {
-            var hash = 14695981039346656037UL ^ key;
-            for (var end = t + blockSize; t < end; t++)
-            {
-                hash = (hash ^ (uint)tokens[t]) * 1099511628211UL;
-            }
-            key = Mix(hash);
+            // XXH3 of the block's token bytes, seeded by the previous block's key: the chain.
+            key = XxHash3.HashToUInt64(MemoryMarshal.AsBytes(span.Slice(b * blockSize, blockSize)), unchecked((long)key));
             keys[b] = key;
+        }
+        if (rented is not null)
+        {
+            ArrayPool<int>.Shared.Return(rented);
         }
         return keys;
     }
@@ -189,7 +211,7 @@ internal static class PrefixKeys
         return Mix(hash);
     }
 
-    private static ulong Mix(ulong hash)
+    internal static ulong Mix(ulong hash)
     {
         hash ^= hash >> 30;
         hash *= 0xBF58476D1CE4E5B9UL;

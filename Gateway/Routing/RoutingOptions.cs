@@ -46,6 +46,12 @@ public sealed class RoutingOptions
     /// <summary>The Triton <c>priority</c> sent for <c>x-priority: low</c> (1 is the highest level).</summary>
     public int LowPriorityLevel { get; set; } = 2;
 
+    /// <summary>
+    /// <c>RoundRobin</c>: ignore every scorer and take the ready, unsaturated replicas in turn (a
+    /// baseline for benchmarks and debugging). Default false: the scorers decide.
+    /// </summary>
+    public bool RoundRobin { get; set; }
+
     /// <summary>The scorers that rank replicas and their weights (<c>Gateway:Routing:Scorers</c>).</summary>
     public RoutingScorerOptions Scorers { get; set; } = new();
 

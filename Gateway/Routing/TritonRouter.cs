@@ -75,6 +75,7 @@ internal sealed partial class TritonRouter(
     private readonly FairQueue<Waiter> _queue = new(options.Value.TenantFairness);
     private readonly bool _observed = telemetry?.ObserveReplicaScores(replicas) ?? false;
     private long _picks;
+    private long _turn;
     private int _queued;
 
     /// <summary>Requests waiting for a replica now.</summary>
@@ -283,6 +284,20 @@ internal sealed partial class TritonRouter(
         }
         if (count == 0)
         {
+            return null;
+        }
+        if (_options.RoundRobin)
+        {
+            var turn = (int)((ulong)Interlocked.Increment(ref _turn) % (ulong)count);
+            for (var i = 0; i < count; i++)
+            {
+                var replica = snapshot[candidates[(turn + i) % count]];
+                if (!IsSaturated(replica))
+                {
+                    decision = new RouteDecision(0, Score(replica), 0, request.PrefixKeys?.Length ?? 0, count);
+                    return replica;
+                }
+            }
             return null;
         }
         if (request.PrefixKeys is { Length: > 0 } keys && _scorers.PrefixWeight > 0)

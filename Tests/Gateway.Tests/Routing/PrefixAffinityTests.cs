@@ -118,6 +118,25 @@ public sealed class PrefixAffinityTests : IDisposable
     }
 
     [Fact]
+    public async Task RoundRobin_IgnoresScoresAndPrefixes()
+    {
+        var endpoints = new List<(Uri, Uri?)> { (new Uri("http://10.0.0.1:8001"), null), (new Uri("http://10.0.0.2:8001"), null) };
+        _set.Update(endpoints);
+        var router = new TritonRouter(_set, Options.Create(new RoutingOptions { RoundRobin = true, Scorers = new RoutingScorerOptions { PrefixBlockSize = 4 } }),
+            _time, new RoutingRandom(new Random(7)), NullLogger<TritonRouter>.Instance);
+        var prompt = Tokens(0, 40);
+        var picked = new List<TritonReplica>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var lease = await router.AcquireAsync(Request(prompt), null, default);
+            picked.Add(lease.Replica);
+        }
+
+        Assert.Equal([picked[0], picked[1], picked[0], picked[1]], picked);
+        Assert.NotSame(picked[0], picked[1]);
+    }
+
+    [Fact]
     public async Task LoadGate_KeepsAffinityOffABusyReplica()
     {
         var router = CreateRouter(2, new RoutingScorerOptions { PrefixBlockSize = 4, LoadGate = 0.5 });
