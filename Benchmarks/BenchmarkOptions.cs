@@ -23,8 +23,8 @@ internal sealed record BenchmarkOptions
         dotnet run -c Release --project Benchmarks -- [options]
           --scenarios rates,streams,idle,soak,llama,faults,prefix   which scenarios (default: rates,streams,idle,soak;
                                 'llama', 'faults' and 'prefix' run only when named)
-          --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 14)
-          --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 8)
+          --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 20)
+          --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 6)
           --prefix-duration <s> 'prefix': measured seconds per phase (default 25)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
@@ -63,8 +63,8 @@ internal sealed record BenchmarkOptions
 
     /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
     public string? LlamaWriteModelTo { get; init; }
-    public double PrefixRate { get; init; } = 14;
-    public double PrefixRandomRate { get; init; } = 8;
+    public double PrefixRate { get; init; } = 20;
+    public double PrefixRandomRate { get; init; } = 6;
     public TimeSpan PrefixDuration { get; init; } = TimeSpan.FromSeconds(25);
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }

@@ -22,7 +22,7 @@ internal static class PrefixScenario
 {
     public const string Name = "prefix";
     private const string Model = "gpt-j-6b";
-    private const int KvTokens = 32_768;
+    private const int KvTokens = 61_440; // models-trtllm's own pool: 960 blocks
 
     private sealed record Settings(int Tenants, int UsersPerTenant, int SystemWords, int TurnWords, int Turns, int MaxTokens,
         double SharedRate, double RandomRate, TimeSpan Warmup, TimeSpan Measured, int MicroRequests);
@@ -36,7 +36,7 @@ internal static class PrefixScenario
     {
         var s = options.Smoke
             ? new Settings(4, 2, 200, 10, 3, 8, 4, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), 2_000)
-            : new Settings(12, 6, 1400, 25, 4, 24, options.PrefixRate, options.PrefixRandomRate, TimeSpan.FromSeconds(5), options.PrefixDuration, 100_000);
+            : new Settings(12, 6, 3400, 25, 4, 16, options.PrefixRate, options.PrefixRandomRate, TimeSpan.FromSeconds(5), options.PrefixDuration, 100_000);
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var results = new List<PhaseResult>();
@@ -93,6 +93,8 @@ internal static class PrefixScenario
         settings["Gateway:Triton:MetricsEndpoints:1"] = metrics[1].ToString();
         settings["Gateway:Routing:SaturationThreshold"] = "128";
         settings["Gateway:Routing:ProbeInterval"] = "00:00:00.25";
+        // The gateway's memory of each replica sized like the replica's KV pool, so it forgets about as the engine evicts.
+        settings["Gateway:Routing:Scorers:PrefixBlocksPerReplica"] = (KvTokens / 64).ToString(CultureInfo.InvariantCulture);
         settings["Gateway:ApiKeys:bench:RequestsPerMinute"] = "1000000";
         settings["Gateway:ApiKeys:bench:TokensPerMinute"] = "1000000000";
         settings[$"Gateway:Models:{Model}:TritonModel"] = "ensemble";

@@ -92,8 +92,12 @@ public sealed class RoutingScorerOptions
     /// <summary>Tokens per block the prompt is hashed in: the engine's <c>tokens_per_block</c> (TensorRT-LLM 64, vLLM 16).</summary>
     public int PrefixBlockSize { get; set; } = 64;
 
-    /// <summary>Block keys remembered per replica (a fixed-size LRU: ~40 bytes each).</summary>
-    public int PrefixBlocksPerReplica { get; set; } = 16384;
+    /// <summary>
+    /// Block keys remembered per replica (a fixed-size LRU, ~40 bytes each). Size it like the engine's
+    /// KV pool in blocks (TensorRT-LLM: max_tokens_in_paged_kv_cache / tokens_per_block), so the gateway
+    /// forgets a prefix about when the engine evicts it.
+    /// </summary>
+    public int PrefixBlocksPerReplica { get; set; } = 4096;
 
     /// <summary>
     /// The load gate: a replica gets prefix credit only while its load score is at most

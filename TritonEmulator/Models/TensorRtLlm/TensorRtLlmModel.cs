@@ -150,7 +150,7 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
     /// <summary>One in-flight iteration: the batch manager's statistics for the requests in it.</summary>
     public void Execute(IReadOnlyList<IScheduledWork> works)
     {
-        int context = 0, used = 0;
+        int context = 0, used = 0, shared = 0;
         long contextTokens = 0;
         foreach (var item in works)
         {
@@ -161,9 +161,12 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
                 contextTokens += work.PrefillTokens;
             }
             used += work.BlocksAfterNextToken(Engine);
+            shared += work.CachedPromptBlocks(Engine);
         }
-        // Reusable blocks live in the same pool: what the running sequences hold is not free for them.
-        _reuse?.Trim(Engine.MaxBlocks - used);
+        // Reusable blocks live in the same pool. A running sequence's full prompt blocks are cache
+        // blocks themselves (shared, as the block manager shares them); its other blocks (the partial
+        // last prompt block and the generated tokens) are its own, and the cache gives those back.
+        _reuse?.Trim(Engine.MaxBlocks - (used - shared));
         _statistics?.Iteration(works.Count, context, contextTokens, used);
     }
 
@@ -323,6 +326,21 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
         ReusedBlocks = reused;
         PrefillTokens = PromptTokens - reused * model.Engine.TokensPerBlock;
         return PrefillTokens;
+    }
+
+    /// <summary>With KV cache reuse: the full prompt blocks of its rows, which the prefix cache holds (shared, not private).</summary>
+    public int CachedPromptBlocks(TensorRtLlmEngineSettings engine)
+    {
+        if (model.ReuseCache is null)
+        {
+            return 0;
+        }
+        var blocks = 0;
+        foreach (var row in rows)
+        {
+            blocks += row.PromptLength / engine.TokensPerBlock;
+        }
+        return blocks;
     }
 
     /// <summary>KV blocks the rows hold once this iteration's token is written.</summary>
