@@ -36,7 +36,7 @@ internal static class PrefixScenario
     {
         var s = options.Smoke
             ? new Settings(4, 2, 200, 10, 3, 8, 4, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), 2_000)
-            : new Settings(12, 6, 3400, 25, 4, 16, options.PrefixRate, options.PrefixRandomRate, TimeSpan.FromSeconds(5), options.PrefixDuration, 100_000);
+            : new Settings(24, 4, 3400, 25, 4, 16, options.PrefixRate, options.PrefixRandomRate, TimeSpan.FromSeconds(5), options.PrefixDuration, 100_000);
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var results = new List<PhaseResult>();
@@ -54,7 +54,7 @@ internal static class PrefixScenario
 
         Policy[] shared =
         [
-            new("prefix-aware", "default scorers (prefix weight 16, load gate 0.5)", []),
+            new("prefix-aware", "default scorers (prefix weight 16, load gate 1)", []),
             new("load-only", "prefix weight 0: in-flight + queue + KV scorers, as before prefix affinity", new() { ["Gateway:Routing:Scorers:PrefixWeight"] = "0" }),
             new("round robin", "Gateway:Routing:RoundRobin=true", new() { ["Gateway:Routing:RoundRobin"] = "true" }),
         ];

@@ -104,7 +104,7 @@ public sealed class RoutingScorerOptions
     /// <c>(1 + LoadGate) × the least loaded candidate's + the request's own load</c> (1 + its prompt and
     /// max tokens / TokensPerLoadUnit), so affinity never piles work on a busy replica.
     /// </summary>
-    public double LoadGate { get; set; } = 0.5;
+    public double LoadGate { get; set; } = 1.0;
 }
 
 internal sealed class RoutingOptionsValidator : IValidateOptions<RoutingOptions>

@@ -38,9 +38,10 @@ public sealed class RoutingTelemetryTests
         {
             ShouldListenTo = static source => source.Name == "Gateway",
             Sample = static (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            // Only this test's requests: other tests' gateways in the process use the same source name.
             ActivityStopped = a =>
             {
-                if (a.GetTagItem("gateway.route.replica") is not null)
+                if (a.GetTagItem("gateway.route.replica") is string replica && replica == triton.Address.Authority)
                 {
                     spans.Enqueue(a);
                 }
