@@ -25,6 +25,9 @@ public sealed record GenerationRequest
     /// <summary>0 = default; 1 is the highest (Triton's convention).</summary>
     public int Priority { get; init; }
 
+    /// <summary>A sub-tenant for fair queueing (the <c>Gateway:Routing:TenantHeader</c> header), within the API key's tenant.</summary>
+    public string? SubTenant { get; init; }
+
     public bool IsChat => Messages is not null;
 }
 
