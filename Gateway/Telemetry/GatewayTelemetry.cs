@@ -18,6 +18,8 @@ public sealed class GatewayTelemetry : IDisposable
     private readonly Histogram<double> _requestDuration;
     private readonly Counter<long> _requests;
     private readonly Counter<long> _quotaFallbacks;
+    private readonly Counter<long> _ledgerRows;
+    private readonly Counter<long> _budgetRefusals;
 
     public GatewayTelemetry(IMeterFactory meterFactory)
     {
@@ -33,9 +35,22 @@ public sealed class GatewayTelemetry : IDisposable
         _requests = _meter.CreateCounter<long>("gateway.requests", "{request}", "Requests by model, tenant and outcome.");
         _quotaFallbacks = _meter.CreateCounter<long>("gateway.quota.redis.fallbacks", "{operation}",
             "Quota operations that could not reach Redis: reservations checked against the replica's local quota instead, settlements dropped.");
+        _ledgerRows = _meter.CreateCounter<long>("gateway.ledger.rows", "{row}",
+            "Usage ledger rows by outcome: written (to the database), spilled (to the local file while the database is down or the buffer full), replayed (from the file), lost (not even the file took them).");
+        _budgetRefusals = _meter.CreateCounter<long>("gateway.budget.refusals", "{request}", "Requests refused because the key's monthly token budget is spent.");
     }
 
     public ActivitySource ActivitySource { get; } = new(Name);
+
+    /// <summary>Ledger rows that reached <paramref name="outcome"/> (written, spilled, replayed, lost).</summary>
+    public void RecordLedgerRows(string outcome, int count) => _ledgerRows.Add(count, new KeyValuePair<string, object?>("outcome", outcome));
+
+    /// <summary>A request refused with budget_exceeded.</summary>
+    public void RecordBudgetRefusal(string tenant) => _budgetRefusals.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
+
+    /// <summary>The ledger's buffered rows, as the gauge <c>gateway.ledger.buffered</c>.</summary>
+    public void ObserveLedgerBuffer(Func<int> buffered) =>
+        _meter.CreateObservableGauge("gateway.ledger.buffered", buffered, "{row}", "Usage rows waiting in memory for the ledger's writer.");
 
     public void RecordTokens(string operation, string model, long input, long output)
     {
