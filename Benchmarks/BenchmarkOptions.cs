@@ -14,12 +14,16 @@ internal sealed record BenchmarkOptions
     /// <summary>Kills a replica, Redis and the gateway under load (real processes, ~1 minute); only when asked for.</summary>
     public const string FaultsScenario = Faults.FaultScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario];
+    /// <summary>The usage ledger's cost and its PostgreSQL outage (real PostgreSQL, ~1 minute); only when asked for.</summary>
+    public const string LedgerScenario = Ledger.LedgerScenario.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, LedgerScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults   which scenarios (default: rates,streams,idle,soak;
-                                'llama' and 'faults' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,ledger   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults' and 'ledger' run only when named)
+          --ledger-rate <r>     'ledger': unary completions per second (default 1000)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
@@ -54,6 +58,7 @@ internal sealed record BenchmarkOptions
     public int LlamaPromptWords { get; init; } = 180;
     public int LlamaRepeats { get; init; } = 4;
     public int LlamaThreads { get; init; } = 2;
+    public int LedgerRate { get; init; } = 1000;
 
     /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
     public string? LlamaWriteModelTo { get; init; }
@@ -87,6 +92,7 @@ internal sealed record BenchmarkOptions
                 case "--llama-prompt-words": options = options with { LlamaPromptWords = Int() }; break;
                 case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
+                case "--ledger-rate": options = options with { LedgerRate = Int() }; break;
                 case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--output": options = options with { Output = Next() }; break;

@@ -14,7 +14,7 @@ internal static class BenchmarkRunner
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
-        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario).ToList();
+        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario and not BenchmarkOptions.LedgerScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -33,6 +33,20 @@ internal static class BenchmarkRunner
         }
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
+        if (options.Scenarios.Contains(BenchmarkOptions.LedgerScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.LedgerScenario} ...");
+            var ledger = await Ledger.LedgerScenario.RunAsync(options, log, cancellationToken);
+            log.WriteLine(ledger);
+            existing = LedgerSection.Put(existing, ledger);
+            if (options.Scenarios.Count == 1)
+            {
+                // A ledger-only run updates its own section and leaves the rest of the report as it was.
+                await File.WriteAllTextAsync(output, existing, cancellationToken);
+                log.WriteLine($"wrote the ledger section of {output}");
+                return report;
+            }
+        }
         if (faults is not null && options.Scenarios.Count == 1)
         {
             // A faults-only run updates its own section and leaves the rest of the report as it was.
@@ -48,6 +62,10 @@ internal static class BenchmarkRunner
         if ((faults ?? FaultsSection.Get(existing)) is { } kept)
         {
             markdown = FaultsSection.Put(markdown, kept);
+        }
+        if (LedgerSection.Get(existing) is { } ledgerKept)
+        {
+            markdown = LedgerSection.Put(markdown, ledgerKept);
         }
         if (NotesFile(options) is { } notes)
         {
