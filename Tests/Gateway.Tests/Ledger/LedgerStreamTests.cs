@@ -91,6 +91,36 @@ public sealed class LedgerStreamTests(PostgresServer postgres) : IClassFixture<P
         Assert.True(started.Elapsed < TimeSpan.FromSeconds(3), $"the second replica took {started.Elapsed.TotalMilliseconds:0} ms");
     }
 
+    [Fact]
+    public async Task BudgetSpentOnOneReplica_RefusesOnTheOther_AndARaiseReachesItWithinTheRefreshInterval()
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        var triton = _emulator.GetEndpoints().Grpc;
+        await using var first = await LedgerTestHost.StartAsync(triton, database, _models);
+        await using var second = await LedgerTestHost.StartAsync(triton, database, _models);
+        var (id, secret) = await LedgerTestHost.CreateKeyAsync(first, """{"name":"budget-replicated","monthly_token_budget":1}""");
+
+        async Task<HttpStatusCode> CompleteAsync(GatewayHost gateway)
+        {
+            using var response = await gateway.Http.SendAsync(LedgerTestHost.Completion(secret, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":2}"""));
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await PollAsync(() => CompleteAsync(first), HttpStatusCode.OK)); // spends the budget
+        await LedgerTestHost.WaitForUsageAsync(first, $"key_id={id}", r => r.Length == 1 && r[0].Long("requests") == 1);
+        // The other replica learns the month's total from the database at its next refresh.
+        Assert.Equal(HttpStatusCode.TooManyRequests, await PollAsync(() => CompleteAsync(second), HttpStatusCode.TooManyRequests));
+
+        using (var raise = LedgerTestHost.Admin(HttpMethod.Patch, $"/admin/v1/keys/{id}", """{"monthly_token_budget":1000000}"""))
+        using (var raised = await first.Http.SendAsync(raise))
+        {
+            Assert.Equal(HttpStatusCode.OK, raised.StatusCode);
+        }
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(HttpStatusCode.OK, await PollAsync(() => CompleteAsync(second), HttpStatusCode.OK));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(3), $"the raise took {started.Elapsed.TotalMilliseconds:0} ms to reach the second replica");
+    }
+
     private static async Task<HttpStatusCode> PollAsync(Func<Task<HttpStatusCode>> call, HttpStatusCode wanted)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
