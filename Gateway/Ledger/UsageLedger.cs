@@ -385,6 +385,7 @@ internal sealed partial class UsageLedger : IUsageLedger, IHostedService, IAsync
         string[] files;
         try
         {
+            ReclaimAbandonedReplays();
             files = Directory.Exists(_options.SpillDirectory) ? Directory.GetFiles(_options.SpillDirectory, "spill-*.jsonl") : [];
         }
         catch (IOException)
@@ -442,6 +443,23 @@ internal sealed partial class UsageLedger : IUsageLedger, IHostedService, IAsync
                 Volatile.Write(ref _spillPending, true);
                 MarkDown(ex);
                 return;
+            }
+        }
+    }
+
+    /// <summary>A file claimed by a process that died mid-replay goes back to its spill name (Linux: the claimant's /proc entry is gone).</summary>
+    private void ReclaimAbandonedReplays()
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists(_options.SpillDirectory))
+        {
+            return;
+        }
+        foreach (var claimed in Directory.GetFiles(_options.SpillDirectory, "spill-*.jsonl.replaying-*"))
+        {
+            var marker = claimed.LastIndexOf(".replaying-", StringComparison.Ordinal);
+            if (int.TryParse(claimed.AsSpan(marker + ".replaying-".Length), out var pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                File.Move(claimed, claimed[..marker], overwrite: false);
             }
         }
     }

@@ -96,6 +96,31 @@ public sealed class LedgerOutageTests(PostgresServer postgres) : IClassFixture<P
     }
 
     [Fact]
+    public async Task SpillFiles_LeftByAnotherProcess_IncludingOneItDiedReplaying_AreWrittenOnce()
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        var spill = Directory.CreateTempSubdirectory("gateway-spill-").FullName;
+        string Line(string id) => System.Text.Json.JsonSerializer.Serialize(new global::Gateway.Ledger.UsageRecord
+        {
+            RequestId = id, KeyId = "static:left", KeyName = "left", Tenant = "tenant-left", Model = "gpt-j-6b", Operation = "chat",
+            Gateway = "gone", Status = global::Gateway.Ledger.UsageStatus.Ok, PromptTokens = 3, CompletionTokens = 5, DurationMs = 1, StartedAtMs = 1_700_000_000_000,
+        }, global::Gateway.Ledger.LedgerJsonContext.Default.UsageRecord);
+        // One plain spill file, one claimed by a process that no longer exists (pid 2^22 + 1 is above Linux's pid_max), a cut last line.
+        await File.WriteAllTextAsync(Path.Combine(spill, "spill-old-1.jsonl"), Line("left-1") + "\n" + Line("left-2") + "\n{\"request_id\":\"cut");
+        await File.WriteAllTextAsync(Path.Combine(spill, "spill-old-2.jsonl.replaying-4194305"), Line("left-3") + "\n" + Line("left-1") + "\n");
+        await using var gateway = await LedgerTestHost.StartAsync(_emulator.GetEndpoints().Grpc, database, spillDirectory: spill);
+        await SendAsync(gateway, 1);
+        Assert.Equal(3, await WaitForCountAsync(database, "tenant-left", 3));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (Directory.EnumerateFiles(spill).Any() && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        Assert.Empty(Directory.EnumerateFiles(spill));
+        Assert.Equal(3, await CountAsync(database, "tenant-left"));
+    }
+
+    [Fact]
     public async Task GracefulStop_WhileTheDatabaseIsDown_LosesNoRow_TheNextStartWritesThem()
     {
         var database = await postgres.CreateDatabaseAsync();
