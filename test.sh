@@ -27,6 +27,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 
+# The ledger tests start their own PostgreSQL (initdb + postgres, Debian's postgresql package) on a free
+# loopback port; the package's own cluster is stopped so nothing else holds port 5432.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "test.sh: installing Debian postgresql for the ledger tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+  as_root service postgresql stop >/dev/null 2>&1 || true
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0

@@ -7,6 +7,8 @@ var gateway = builder.AddGateway("gateway", triton[0])
 
 builder.AddQuotaStore("redis", gatewayName: "gateway");
 
+builder.AddLedgerDatabase("postgres", gatewayName: "gateway");
+
 builder.AddWeb("web", gateway);
 
 builder.AddGkePublishing();

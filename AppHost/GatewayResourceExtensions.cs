@@ -17,6 +17,9 @@ internal static class GatewayResourceExtensions
     /// </summary>
     public const string DevApiKey = "sk-dev-local-gateway";
 
+    /// <summary>The local development admin key for /admin/v1 (Development only, documented in the README; hash only to the gateway).</summary>
+    public const string DevAdminKey = "sk-admin-dev-local";
+
     public static IResourceBuilder<ProjectResource> AddGateway(
         this IDistributedApplicationBuilder builder, string name, IResourceBuilder<IResourceWithEndpoints> triton)
     {
@@ -57,7 +60,8 @@ internal static class GatewayResourceExtensions
                 .WithEnvironment("Gateway__ApiKeys__dev__Tenant", "dev")
                 .WithEnvironment("Gateway__ApiKeys__dev__AllowedModels__0", "*")
                 .WithEnvironment("Gateway__ApiKeys__dev__RequestsPerMinute", "600")
-                .WithEnvironment("Gateway__ApiKeys__dev__TokensPerMinute", "2000000");
+                .WithEnvironment("Gateway__ApiKeys__dev__TokensPerMinute", "2000000")
+                .WithEnvironment("Gateway__Admin__ApiKeySha256", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(DevAdminKey))));
         }
         return gateway;
     }

@@ -58,6 +58,8 @@ internal static class WebResourceExtensions
             .WithHttpEndpoint(port: HttpPort, name: "http", isProxied: false)
             .WithEnvironment("GatewayClient__ApiKey", apiKey)
             .WithReference(gateway.GetEndpoint("grpc"))
+            // The usage page calls the gateway's REST admin API (with the admin's own key).
+            .WithReference(gateway.GetEndpoint("http"))
             .WaitFor(gateway)
             .WithHttpHealthCheck("/health", endpointName: "http");
     }

@@ -20,16 +20,20 @@ internal sealed record BenchmarkOptions
     /// <summary>Prefix-aware vs load-only vs round-robin routing over two TRT-LLM replicas (real processes, ~3 minutes); only when asked for.</summary>
     public const string PrefixScenario = Prefix.PrefixScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, PrefixScenario];
+    /// <summary>The usage ledger's cost and its PostgreSQL outage (real PostgreSQL, ~1 minute); only when asked for.</summary>
+    public const string LedgerScenario = Ledger.LedgerScenario.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, PrefixScenario, LedgerScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults,peers,prefix   which scenarios (default: rates,streams,idle,soak;
-                                'llama', 'faults', 'peers' and 'prefix' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,peers,prefix,ledger   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults', 'peers', 'prefix' and 'ledger' run only when named)
           --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
           --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 20)
           --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 6)
           --prefix-duration <s> 'prefix': measured seconds per phase (default 25)
+          --ledger-rate <r>     'ledger': unary completions per second (default 1000)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
@@ -64,6 +68,7 @@ internal sealed record BenchmarkOptions
     public int LlamaPromptWords { get; init; } = 180;
     public int LlamaRepeats { get; init; } = 4;
     public int LlamaThreads { get; init; } = 2;
+    public int LedgerRate { get; init; } = 1000;
 
     /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
     public string? LlamaWriteModelTo { get; init; }
@@ -103,6 +108,7 @@ internal sealed record BenchmarkOptions
                 case "--llama-prompt-words": options = options with { LlamaPromptWords = Int() }; break;
                 case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
+                case "--ledger-rate": options = options with { LedgerRate = Int() }; break;
                 case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
                 case "--prefix-rate": options = options with { PrefixRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                 case "--prefix-random-rate": options = options with { PrefixRandomRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;

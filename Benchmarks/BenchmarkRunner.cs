@@ -15,7 +15,7 @@ internal static class BenchmarkRunner
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
         var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario
-            and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.PrefixScenario).ToList();
+            and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.PrefixScenario and not BenchmarkOptions.LedgerScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -44,9 +44,15 @@ internal static class BenchmarkRunner
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PrefixScenario} ...");
             prefix = await Prefix.PrefixScenario.RunAsync(options, log, cancellationToken);
         }
+        string? ledger = null;
+        if (options.Scenarios.Contains(BenchmarkOptions.LedgerScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.LedgerScenario} ...");
+            ledger = await Ledger.LedgerScenario.RunAsync(options, log, cancellationToken);
+        }
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
-        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Prefix, prefix) };
+        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Prefix, prefix), (MarkedSection.Ledger, ledger) };
         if (sections.Count(static s => s.Item2 is not null) == options.Scenarios.Count)
         {
             // A run of only marked-section scenarios updates their own sections and leaves the rest of the report as it was.

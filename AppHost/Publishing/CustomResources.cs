@@ -210,3 +210,28 @@ internal sealed class KustomizeGenerator
     [JsonPropertyName("literals")] public List<string>? Literals { get; set; }
     [JsonPropertyName("envs")] public List<string>? Envs { get; set; }
 }
+
+// ---- Google Managed Prometheus alerting (monitoring.googleapis.com/v1 Rules) ----
+
+internal sealed class PrometheusRules() : CustomResource<RulesSpec>(PodMonitoring.ApiVersionV1, "Rules");
+
+internal sealed class RulesSpec
+{
+    [JsonPropertyName("groups")] public List<RuleGroup> Groups { get; set; } = [];
+}
+
+internal sealed class RuleGroup
+{
+    [JsonPropertyName("name")] public string Name { get; set; } = "";
+    [JsonPropertyName("interval")] public string Interval { get; set; } = "30s";
+    [JsonPropertyName("rules")] public List<AlertRule> Rules { get; set; } = [];
+}
+
+internal sealed class AlertRule
+{
+    [JsonPropertyName("alert")] public string Alert { get; set; } = "";
+    [JsonPropertyName("expr")] public string Expr { get; set; } = "";
+    [JsonPropertyName("for")] public string For { get; set; } = "5m";
+    [JsonPropertyName("labels")] public Dictionary<string, string> Labels { get; set; } = [];
+    [JsonPropertyName("annotations")] public Dictionary<string, string> Annotations { get; set; } = [];
+}

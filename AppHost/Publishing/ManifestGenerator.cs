@@ -50,6 +50,10 @@ internal static class ManifestGenerator
                 ? Project(workload, settings, workloads) : Container(workload, settings));
         }
 
+        // Operations: alert Rules (kustomize applies them) and the Cloud Monitoring dashboard (gcloud).
+        rootResources.Add(MonitoringManifests.Folder);
+        files.AddRange(MonitoringManifests.Generate(settings, Yaml));
+
         files.Add(Yaml("kustomization.yaml", new Kustomization { Namespace = settings.Namespace, Resources = rootResources }));
         return [.. files.OrderBy(f => f.Path, StringComparer.Ordinal)];
     }
@@ -602,7 +606,7 @@ internal static class ManifestGenerator
         },
     };
 
-    private static GeneratedFile Yaml(string path, params object[] documents)
+    internal static GeneratedFile Yaml(string path, params object[] documents)
     {
         var text = new StringBuilder();
         foreach (var document in documents)

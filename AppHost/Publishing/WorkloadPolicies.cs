@@ -34,6 +34,11 @@ internal static class WorkloadPolicies
             "Gateway__ApiKeys__web__Sha256=",
             "Gateway__ApiKeys__web__Tenant=web",
             "Gateway__ApiKeys__web__AllowedModels__0=*",
+            "# The admin API's key (/admin/v1): only its SHA-256.",
+            "Gateway__Admin__ApiKeySha256=",
+            "# Keys and the usage ledger: Cloud SQL for PostgreSQL through its private IP (docs/deploy-gke.md),",
+            "# as an Npgsql connection string: Host=<private IP>;Database=ledger;Username=gateway;SSL Mode=Require and the password.",
+            "ConnectionStrings__ledger=",
         ],
     };
 

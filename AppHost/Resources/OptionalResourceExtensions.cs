@@ -8,17 +8,19 @@ namespace Aspire.Hosting;
 /// <summary>Chooses how an optional resource runs on this machine and says so in the AppHost log.</summary>
 internal static class OptionalResourceExtensions
 {
-    private static readonly ConditionalWeakTable<IDistributedApplicationBuilder, OptionalResourceChooser> Choosers = [];
+    private static readonly ConditionalWeakTable<IDistributedApplicationBuilder, IContainerEngineProbe> Probes = [];
 
     /// <summary>
     /// The choice for <paramref name="name"/> (config section <paramref name="section"/>), logged at
     /// start as one line: what was chosen and why. The container engine is probed once per AppHost.
     /// </summary>
-    public static ResourceChoice ChooseLocalMode(this IDistributedApplicationBuilder builder, string name, string section, string executable, string embeddedMeans)
+    /// <param name="findExecutable">Where to look for <paramref name="executable"/>; the PATH when null.</param>
+    public static ResourceChoice ChooseLocalMode(this IDistributedApplicationBuilder builder, string name, string section, string executable, string embeddedMeans,
+        Func<string, string?>? findExecutable = null)
     {
-        var chooser = Choosers.GetValue(builder, static b => new OptionalResourceChooser(
-            new ContainerEngineProbe(b.Configuration.GetValue("ContainerEngine:ProbeTimeout", TimeSpan.FromSeconds(5)), OptionalResourceChooser.FindOnPath),
-            OptionalResourceChooser.FindOnPath));
+        var probe = Probes.GetValue(builder, static b =>
+            new ContainerEngineProbe(b.Configuration.GetValue("ContainerEngine:ProbeTimeout", TimeSpan.FromSeconds(5)), OptionalResourceChooser.FindOnPath));
+        var chooser = new OptionalResourceChooser(probe, findExecutable ?? OptionalResourceChooser.FindOnPath);
         var choice = chooser.Choose(builder.Configuration, section, executable, embeddedMeans);
         builder.Eventing.Subscribe<BeforeStartEvent>((@event, _) =>
         {

@@ -15,6 +15,9 @@ internal sealed class MarkedSection(string scenario)
     /// <summary>The prefix scenario's section.</summary>
     public static MarkedSection Prefix { get; } = new("prefix");
 
+    /// <summary>The ledger scenario's section.</summary>
+    public static MarkedSection Ledger { get; } = new("ledger");
+
     public string Begin { get; } = $"<!-- {scenario}:begin (written by --scenarios {scenario}; other runs keep it) -->";
 
     public string End { get; } = $"<!-- {scenario}:end -->";

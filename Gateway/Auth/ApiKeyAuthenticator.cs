@@ -8,6 +8,18 @@ namespace Gateway.Auth;
 public sealed record Caller(string KeyName, string Tenant, IReadOnlySet<string> AllowedModels, int RequestsPerMinute, int TokensPerMinute)
 {
     public bool MayUse(string modelId) => AllowedModels.Contains("*") || AllowedModels.Contains(modelId);
+
+    /// <summary>The ledger's key id: a managed key's id, or <c>static:{name}</c> for a <c>Gateway:ApiKeys</c> entry.</summary>
+    public string LedgerKeyId { get; init; } = "static:" + KeyName;
+
+    /// <summary>The key's human name in the ledger (a managed key's <see cref="KeyName"/> is its id, unique for quotas).</summary>
+    public string LedgerKeyName { get; init; } = KeyName;
+
+    /// <summary>A key made through the admin API: a model outside its allow-list is answered like an unknown one (404).</summary>
+    public bool IsManaged { get; init; }
+
+    /// <summary>Tokens per UTC month; 0 = no budget.</summary>
+    public long MonthlyTokenBudget { get; init; }
 }
 
 /// <summary>Resolves a bearer token to a caller.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gateway.Auth;
+using Gateway.Ledger;
 using Gateway.Models;
 using Gateway.Quotas;
 using Gateway.Routing;
@@ -30,6 +31,7 @@ internal sealed partial class GenerationService(
     TritonChannels channels,
     IOptions<TritonOptions> tritonOptions,
     GatewayTelemetry telemetry,
+    IUsageLedger ledger,
     TimeProvider time,
     ILogger<GenerationService> logger) : IGenerationService
 {
@@ -39,6 +41,11 @@ internal sealed partial class GenerationService(
         var operation = request.IsChat ? "chat" : "text_completion";
         if (!catalog.TryGet(request.Model, out var model))
         {
+            throw new GatewayException(GatewayError.ModelNotFound, $"The model `{request.Model}` does not exist.", "model", "model_not_found");
+        }
+        if (!caller.MayUse(model.Id) && caller.IsManaged)
+        {
+            // A managed key's allow-list hides the other models: the same answer as an unknown one.
             throw new GatewayException(GatewayError.ModelNotFound, $"The model `{request.Model}` does not exist.", "model", "model_not_found");
         }
         if (!caller.MayUse(model.Id))
@@ -78,10 +85,23 @@ internal sealed partial class GenerationService(
             stopIds.Add(model.Tokenizer.Encode(stop));
         }
 
+        if (caller.MonthlyTokenBudget > 0 && ledger.SpentThisMonth(caller.LedgerKeyId) is var spent && spent >= caller.MonthlyTokenBudget)
+        {
+            telemetry.RecordRequest(operation, model.Id, caller.Tenant, "budget_exceeded", time.GetElapsedTime(started), "budget_exceeded");
+            telemetry.RecordBudgetRefusal(caller.Tenant);
+            RecordRefusal(caller, model.Id, operation, "budget_exceeded", started);
+            var now = time.GetUtcNow().UtcDateTime;
+            var reset = new DateTime(now.Year, now.Month, 1, 0, 0, 0, DateTimeKind.Utc).AddMonths(1);
+            throw new GatewayException(GatewayError.RateLimited,
+                $"The API key's monthly token budget is spent: {spent} of {caller.MonthlyTokenBudget} tokens used this month. It resets on {reset:yyyy-MM-dd} (UTC); an admin can raise monthly_token_budget.",
+                null, "budget_exceeded", reset - now, type: "insufficient_quota");
+        }
+
         var decision = await quotas.TryReserveAsync(caller, promptTokens + maxTokens, cancellationToken).ConfigureAwait(false);
         if (!decision.Granted)
         {
             telemetry.RecordRequest(operation, model.Id, caller.Tenant, "rate_limited", time.GetElapsedTime(started), "rate_limited");
+            RecordRefusal(caller, model.Id, operation, "rate_limited", started);
             throw new GatewayException(GatewayError.RateLimited, decision.Message ?? "Rate limit reached.", null, "rate_limit_exceeded",
                 decision.RetryAfter < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : decision.RetryAfter, type: decision.ExceededLimit);
         }
@@ -144,7 +164,7 @@ internal sealed partial class GenerationService(
                     var first = await call.ReadAsync(null).ConfigureAwait(false)
                         ?? throw new TritonCallException(TritonFailure.EndedEarly, "Triton closed the stream before the first response.");
                     var backendWait = time.GetElapsedTime(waitStarted);
-                    return new GenerationStream(context, call, lease, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, time, logger);
+                    return new GenerationStream(context, call, lease, callActivity, model.Contract.CreateDecoder(input), first, backendWait, settings, telemetry, ledger, time, logger);
                 }
                 // Only transport failures are retried, and only before the first token (this loop ends at it):
                 // a deterministic rejection would fail the same way on every replica.
@@ -198,12 +218,46 @@ internal sealed partial class GenerationService(
             activity?.SetStatus(ActivityStatusCode.Error, outcome);
             activity?.Dispose();
             telemetry.RecordRequest(operation, model.Id, caller.Tenant, outcome, time.GetElapsedTime(started), outcome);
+            // It reached generation and never produced a token: a failed (or cancelled) row with no tokens billed.
+            ledger.Record(new UsageRecord
+            {
+                RequestId = id,
+                KeyId = caller.LedgerKeyId,
+                KeyName = caller.LedgerKeyName,
+                Tenant = caller.Tenant,
+                Model = model.Id,
+                Operation = operation,
+                Gateway = Environment.MachineName,
+                Status = ex is OperationCanceledException ? UsageStatus.Cancelled : UsageStatus.Failed,
+                Reason = outcome,
+                DurationMs = time.GetElapsedTime(started).TotalMilliseconds,
+                StartedAtMs = (time.GetUtcNow() - time.GetElapsedTime(started)).ToUnixTimeMilliseconds(),
+            });
             throw;
         }
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Request {RequestId} attempt {Attempt} routed to {Endpoint}: prefix {MatchedTokens} tokens matched ({MatchedBlocks} of {PrefixBlocks} blocks), score {Score:0.###} (load {Load:0.###}) over {Candidates} candidates")]
     private static partial void LogRouted(ILogger logger, string requestId, Uri endpoint, int attempt, int matchedTokens, int matchedBlocks, int prefixBlocks, double score, double load, int candidates);
+
+    private void RecordRefusal(Caller caller, string model, string operation, string reason, long started)
+    {
+        var now = time.GetUtcNow();
+        ledger.Record(new UsageRecord
+        {
+            RequestId = (operation == "chat" ? "chatcmpl-" : "cmpl-") + Guid.CreateVersion7(now).ToString("N"),
+            KeyId = caller.LedgerKeyId,
+            KeyName = caller.LedgerKeyName,
+            Tenant = caller.Tenant,
+            Model = model,
+            Operation = operation,
+            Gateway = Environment.MachineName,
+            Status = UsageStatus.Refused,
+            Reason = reason,
+            DurationMs = time.GetElapsedTime(started).TotalMilliseconds,
+            StartedAtMs = now.ToUnixTimeMilliseconds(),
+        });
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton attempt {Attempt} at {Endpoint} failed ({Failure}): {Reason}")]
     private static partial void LogAttemptFailed(ILogger logger, string requestId, Uri endpoint, int attempt, TritonFailure failure, string reason);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Gateway.Ledger;
 using Gateway.Routing;
 using Gateway.Telemetry;
 using Gateway.Text;
@@ -35,6 +36,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private readonly ITritonResponseDecoder _decoder;
     private readonly TritonOptions _options;
     private readonly GatewayTelemetry _telemetry;
+    private readonly IUsageLedger _ledger;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IIncrementalDetokenizer _detokenizer;
@@ -54,8 +56,9 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private int _promptTokens;
 
     public GenerationStream(GenerationContext context, TritonCall call, ReplicaLease lease, Activity? callActivity, ITritonResponseDecoder decoder,
-        TritonResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
+        TritonResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, IUsageLedger ledger, TimeProvider time, ILogger logger)
     {
+        _ledger = ledger;
         _context = context;
         _call = call;
         _lease = lease;
@@ -412,6 +415,27 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             activity.Dispose();
         }
         LogFinished(_logger, _context.Id, model, _context.Caller.Tenant, outcome, _promptTokens, CompletionTokens, duration.TotalMilliseconds);
+        // Billed once, here, with the counts the response reported (or, cut short, the tokens generated until it stopped).
+        var caller = _context.Caller;
+        var endpoint = _lease.Replica.Grpc;
+        _ledger.Record(new UsageRecord
+        {
+            RequestId = _context.Id,
+            KeyId = caller.LedgerKeyId,
+            KeyName = caller.LedgerKeyName,
+            Tenant = caller.Tenant,
+            Model = model,
+            Operation = _context.Operation,
+            Gateway = Environment.MachineName,
+            Replica = endpoint.Authority,
+            Status = _completed ? UsageStatus.Ok : _failure is null ? UsageStatus.Cancelled : UsageStatus.Failed,
+            Reason = _completed ? null : outcome,
+            PromptTokens = _promptTokens,
+            CompletionTokens = CompletionTokens,
+            TtftMs = TimeToFirstToken.TotalMilliseconds,
+            DurationMs = duration.TotalMilliseconds,
+            StartedAtMs = (_time.GetUtcNow() - duration).ToUnixTimeMilliseconds(),
+        });
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Request {RequestId}: releasing the replica or settling the quota failed")]

@@ -1,6 +1,8 @@
 using Gateway.Auth;
 using Gateway.Generation;
 using Gateway.Grpc;
+using Gateway.Keys;
+using Gateway.Ledger;
 using Gateway.Lifecycle;
 using Gateway.Models;
 using Gateway.OpenAi;
@@ -55,6 +57,8 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<RoutingOptions>, RoutingOptionsValidator>();
         services.AddOptions<SseOptions>().BindConfiguration(SseOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SseOptions>, SseOptionsValidator>();
+        // Before the drain: hosted services stop in reverse, so the ledger flushes after the drain ended the streams.
+        services.AddKeysAndLedger();
         services.AddDrain();
 
         var listeners = new GatewayListeners();
@@ -97,6 +101,7 @@ public static class GatewayServiceCollectionExtensions
         app.Lifetime.ApplicationStarted.Register(static state => ((IServiceProvider)state!).GetRequiredService<IModelCatalog>(), app.Services);
         app.UseWhen(static context => context.Request.Path.StartsWithSegments("/v1"), static api => api.UseMiddleware<DrainMiddleware>());
         app.MapOpenAiApi();
+        app.MapAdminApi();
         app.MapGrpcService<LlmGatewayService>();
         app.MapGrpcHealthChecksService();
         app.MapGrpcReflectionService();

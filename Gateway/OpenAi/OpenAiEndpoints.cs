@@ -160,7 +160,7 @@ internal sealed partial class OpenAiHandler(
         try
         {
             var caller = Authenticate(context);
-            if (!catalog.TryGet(id, out var model))
+            if (!catalog.TryGet(id, out var model) || (caller.IsManaged && !caller.MayUse(id)))
             {
                 throw new GatewayException(GatewayError.ModelNotFound, $"The model `{id}` does not exist.", "model", "model_not_found");
             }

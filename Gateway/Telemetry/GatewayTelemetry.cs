@@ -20,6 +20,8 @@ public sealed class GatewayTelemetry : IDisposable
     private readonly Counter<long> _quotaFallbacks;
     private readonly Counter<long> _prefixBlocks;
     private readonly Counter<long> _prefixMatchedBlocks;
+    private readonly Counter<long> _ledgerRows;
+    private readonly Counter<long> _budgetRefusals;
     private int _scoresObserved;
 
     public GatewayTelemetry(IMeterFactory meterFactory)
@@ -39,6 +41,10 @@ public sealed class GatewayTelemetry : IDisposable
         _prefixBlocks = _meter.CreateCounter<long>("gateway.routing.prefix.blocks", "{block}", "Reusable prompt blocks of routed requests (prefix affinity lookups).");
         _prefixMatchedBlocks = _meter.CreateCounter<long>("gateway.routing.prefix.matched_blocks", "{block}",
             "Of those, the leading blocks the chosen replica had recently been sent: matched / blocks is the prefix hit ratio.");
+
+        _ledgerRows = _meter.CreateCounter<long>("gateway.ledger.rows", "{row}",
+            "Usage ledger rows by outcome: written (to the database), spilled (to the local file while the database is down or the buffer full), replayed (from the file), lost (not even the file took them).");
+        _budgetRefusals = _meter.CreateCounter<long>("gateway.budget.refusals", "{request}", "Requests refused because the key's monthly token budget is spent.");
     }
 
     public ActivitySource ActivitySource { get; } = new(Name);
@@ -73,6 +79,16 @@ public sealed class GatewayTelemetry : IDisposable
         }, "{score}", "The combined routing score (load minus prefix credit; lower wins) each replica had when last picked.");
         return true;
     }
+
+    /// <summary>Ledger rows that reached <paramref name="outcome"/> (written, spilled, replayed, lost).</summary>
+    public void RecordLedgerRows(string outcome, int count) => _ledgerRows.Add(count, new KeyValuePair<string, object?>("outcome", outcome));
+
+    /// <summary>A request refused with budget_exceeded.</summary>
+    public void RecordBudgetRefusal(string tenant) => _budgetRefusals.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
+
+    /// <summary>The ledger's buffered rows, as the gauge <c>gateway.ledger.buffered</c>.</summary>
+    public void ObserveLedgerBuffer(Func<int> buffered) =>
+        _meter.CreateObservableGauge("gateway.ledger.buffered", buffered, "{row}", "Usage rows waiting in memory for the ledger's writer.");
 
     public void RecordTokens(string operation, string model, long input, long output)
     {

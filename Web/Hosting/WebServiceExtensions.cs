@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Radzen;
 using Web.Chat;
 using Web.Components;
 using Web.Conversations;
@@ -32,6 +33,15 @@ public static class WebServiceExtensions
             })
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<GatewayClientOptions>, GatewayClientOptionsValidator>();
+
+        // The usage page (Components/Pages/Usage.razor): Radzen's charts and the gateway's REST admin API.
+        builder.Services.AddRadzenComponents();
+        builder.Services.AddHttpClient<Web.Admin.GatewayAdminClient>(static (provider, http) =>
+        {
+            var configuration = provider.GetRequiredService<IConfiguration>();
+            http.BaseAddress = new Uri(configuration["GatewayAdmin:Address"] ?? configuration["services:gateway:http:0"] ?? configuration["GATEWAY_HTTP"] ?? "http://localhost:5080");
+            http.Timeout = TimeSpan.FromSeconds(30);
+        });
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<IChatBackend, GatewayChatBackend>();

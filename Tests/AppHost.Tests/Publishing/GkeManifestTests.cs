@@ -237,6 +237,19 @@ public sealed class GkeManifestTests(GkePublishFixture publish) : IClassFixture<
     }
 
     [Fact]
+    public void LedgerDatabase_IsAConnectionStringFromTheGatewaysSecret_AndNoPostgresWorkloadIsPublished()
+    {
+        // Cloud SQL for PostgreSQL (docs/deploy-gke.md): the connection string and the admin key's hash come from the Secret.
+        var gateway = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));
+        Assert.DoesNotContain(gateway.ConfigMapGenerator![0].Literals!, l => l.StartsWith("ConnectionStrings__ledger", StringComparison.Ordinal));
+        var example = File.ReadAllText(Path.Combine(publish.Output, "gateway", ".env.secret.example"));
+        Assert.Contains("ConnectionStrings__ledger=", example, StringComparison.Ordinal);
+        Assert.Contains("Gateway__Admin__ApiKeySha256=", example, StringComparison.Ordinal);
+        Assert.DoesNotContain(publish.All<V1Deployment>(), d => d.Metadata.Name.Contains("postgres", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(Path.Combine(publish.Output, "postgres")));
+    }
+
+    [Fact]
     public void Gateway_FindsTritonReplicasThroughTheHeadlessServiceAndApiKeysInASecret()
     {
         var kustomization = GkePublish.LoadKustomization(Path.Combine(publish.Output, "gateway"));

@@ -16,6 +16,7 @@ internal static class GkePublish
         ["networking.gke.io/v1/HealthCheckPolicy"] = typeof(HealthCheckPolicy),
         ["networking.gke.io/v1/GCPBackendPolicy"] = typeof(GcpBackendPolicy),
         ["monitoring.googleapis.com/v1/PodMonitoring"] = typeof(PodMonitoring),
+        ["monitoring.googleapis.com/v1/Rules"] = typeof(PrometheusRules),
     };
 
     /// <summary>

@@ -13,7 +13,7 @@ public sealed class FirstRunCollection
 
 /// <summary>
 /// The README's first command on a machine with a <c>docker</c> CLI whose engine is down and no
-/// <c>redis-server</c>: the real AppHost process, on a PATH that is this machine's without
+/// <c>redis-server</c> nor PostgreSQL: the real AppHost process, on a PATH that is this machine's without
 /// redis-server and with a failing docker, must bring the gateway up on :5080.
 /// </summary>
 [Collection(FirstRunCollection.Name)]
@@ -32,7 +32,8 @@ public sealed class FirstRunTests
             var root = RepositoryRoot();
             var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
             var appHost = Path.Combine(root, "AppHost", "bin", configuration, "net10.0", "AppHost.dll");
-            var start = new ProcessStartInfo(Path.Combine(shadow.FullName, "dotnet"), [appHost, "--Triton:Profile=zero-latency", "--Triton:Replicas=1"])
+            var start = new ProcessStartInfo(Path.Combine(shadow.FullName, "dotnet"), [appHost, "--Triton:Profile=zero-latency", "--Triton:Replicas=1",
+                "--Postgres:SearchDirectories=", $"--Postgres:StateDirectory={shadow.FullName}"])
             {
                 WorkingDirectory = Path.Combine(root, "AppHost"),
                 RedirectStandardOutput = true,
@@ -84,6 +85,7 @@ public sealed class FirstRunTests
             Assert.True(models?.IsSuccessStatusCode == true, $"the gateway did not answer on :5080 within 60 s. AppHost log:\n{text}");
             Assert.Contains("gpt-j-6b", await models!.Content.ReadAsStringAsync());
             Assert.Contains("redis: Embedded chosen", text);
+            Assert.Contains("postgres: Embedded chosen", text);
             Assert.Contains("'docker info' exited with 1", text);
         }
         finally
@@ -107,7 +109,7 @@ public sealed class FirstRunTests
     /// <summary>Links every executable of this machine's PATH into <paramref name="directory"/>, less redis-server and container CLIs.</summary>
     private static void ShadowPath(string directory)
     {
-        string[] hidden = ["redis-server", "docker", "podman"];
+        string[] hidden = ["redis-server", "docker", "podman", "postgres", "initdb", "pg_ctl"];
         foreach (var source in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
         {
             if (!Directory.Exists(source))
