@@ -1,3 +1,4 @@
+using Gateway.Structured;
 using Gateway.Text;
 
 namespace Gateway.Generation;
@@ -24,6 +25,15 @@ public sealed record GenerationRequest
 
     /// <summary>0 = default; 1 is the highest (Triton's convention).</summary>
     public int Priority { get; init; }
+
+    /// <summary>The constraint on the output (response_format, or a named / required tool choice); null = free text.</summary>
+    public OutputGuide? Guide { get; init; }
+
+    /// <summary>The parameter the constraint came from, for errors (<c>response_format</c> or <c>tool_choice</c>).</summary>
+    public string? GuideParam { get; init; }
+
+    /// <summary>The request's tools and tool choice; null when it has none.</summary>
+    public ToolCalling? Tools { get; init; }
 
     public bool IsChat => Messages is not null;
 }
