@@ -14,12 +14,16 @@ internal sealed record BenchmarkOptions
     /// <summary>Kills a replica, Redis and the gateway under load (real processes, ~1 minute); only when asked for.</summary>
     public const string FaultsScenario = Faults.FaultScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario];
+    /// <summary>The gateway next to nginx and Portkey on zero-cost backends (real processes, ~1-2 minutes); only when asked for.</summary>
+    public const string PeersScenario = Peers.PeersScenario.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults   which scenarios (default: rates,streams,idle,soak;
-                                'llama' and 'faults' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,peers   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults' and 'peers' run only when named)
+          --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
@@ -59,6 +63,9 @@ internal sealed record BenchmarkOptions
     public string? LlamaWriteModelTo { get; init; }
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
+
+    /// <summary>'peers': a Benchmarks.dll of another build whose gateway is measured in the same run (the "before" column).</summary>
+    public string? PeersBaseline { get; init; }
     public string? Output { get; init; }
     public string? Notes { get; init; }
 
@@ -89,6 +96,7 @@ internal sealed record BenchmarkOptions
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
                 case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
+                case "--peers-baseline": options = options with { PeersBaseline = Path.GetFullPath(Next()) }; break;
                 case "--output": options = options with { Output = Next() }; break;
                 case "--notes": options = options with { Notes = Next() }; break;
                 case "-h" or "--help": return null;

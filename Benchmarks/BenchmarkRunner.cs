@@ -14,7 +14,7 @@ internal static class BenchmarkRunner
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
-        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario).ToList();
+        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario and not BenchmarkOptions.PeersScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -31,23 +31,40 @@ internal static class BenchmarkRunner
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.FaultsScenario} ...");
             faults = await Faults.FaultScenario.RunAsync(options, log, cancellationToken);
         }
+        string? peers = null;
+        if (options.Scenarios.Contains(BenchmarkOptions.PeersScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PeersScenario} ...");
+            peers = await Peers.PeersScenario.RunAsync(options, log, cancellationToken);
+        }
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
-        if (faults is not null && options.Scenarios.Count == 1)
+        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers) };
+        if (sections.Count(static s => s.Item2 is not null) == options.Scenarios.Count)
         {
-            // A faults-only run updates its own section and leaves the rest of the report as it was.
-            var updated = FaultsSection.Put(existing, faults);
-            log.WriteLine(faults);
+            // A run of only marked-section scenarios updates their own sections and leaves the rest of the report as it was.
+            var updated = existing;
+            foreach (var (section, body) in sections)
+            {
+                if (body is not null)
+                {
+                    updated = section.Put(updated, body);
+                    log.WriteLine(body);
+                }
+            }
             await File.WriteAllTextAsync(output, updated, cancellationToken);
-            log.WriteLine($"wrote the faults section of {output}");
+            log.WriteLine($"wrote the {string.Join(" and ", options.Scenarios)} section of {output}");
             return report;
         }
 
         var markdown = report.ToMarkdown(options, loadBefore, Machine.LoadAverage(), Stopwatch.GetElapsedTime(started));
-        // The faults section survives a run that does not measure faults (it is measured on its own).
-        if ((faults ?? FaultsSection.Get(existing)) is { } kept)
+        // A marked section survives a run that does not measure it (each is measured on its own).
+        foreach (var (section, body) in sections)
         {
-            markdown = FaultsSection.Put(markdown, kept);
+            if ((body ?? section.Get(existing)) is { } kept)
+            {
+                markdown = section.Put(markdown, kept);
+            }
         }
         if (NotesFile(options) is { } notes)
         {

@@ -26,6 +26,25 @@ internal interface IComponent : IAsyncDisposable
 
     /// <summary>Completes when the component's process has exited (never for an in-process one).</summary>
     Task Exited { get; }
+
+    /// <summary>
+    /// The component's managed allocations so far (GC.GetTotalAllocatedBytes, precise) and its CPU
+    /// time; for an in-process component, the harness process's.
+    /// </summary>
+    Task<ComponentStats> StatsAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Bytes allocated on the managed heap and CPU time used, both since the process started.</summary>
+internal readonly record struct ComponentStats(long AllocatedBytes, TimeSpan Cpu)
+{
+    public static ComponentStats OfThisProcess()
+    {
+        using var process = Process.GetCurrentProcess();
+        return new ComponentStats(GC.GetTotalAllocatedBytes(precise: true), process.TotalProcessorTime);
+    }
+
+    public static ComponentStats operator -(ComponentStats after, ComponentStats before) =>
+        new(after.AllocatedBytes - before.AllocatedBytes, after.Cpu - before.Cpu);
 }
 
 /// <summary>
@@ -88,7 +107,8 @@ internal static class ComponentHost
         };
     }
 
-    public static async Task<IComponent> StartAsync(string kind, Dictionary<string, string> settings, bool inProcess, CancellationToken cancellationToken)
+    /// <param name="assembly">Another build's Benchmarks.dll to run the component from (a process), or null for this build.</param>
+    public static async Task<IComponent> StartAsync(string kind, Dictionary<string, string> settings, bool inProcess, CancellationToken cancellationToken, string? assembly = null)
     {
         var args = settings.Select(pair => $"--{pair.Key}={pair.Value}").ToArray();
         if (inProcess)
@@ -98,7 +118,7 @@ internal static class ComponentHost
             var (rest, grpc) = Endpoints(kind, app);
             return new InProcessComponent(kind, app, rest, grpc);
         }
-        return await ProcessComponent.StartAsync(kind, args, cancellationToken);
+        return await ProcessComponent.StartAsync(kind, args, assembly, cancellationToken);
     }
 
     private static (Uri Http, Uri Grpc) Endpoints(string kind, WebApplication app)
@@ -112,7 +132,10 @@ internal static class ComponentHost
         return (emulator.Http, emulator.Grpc);
     }
 
-    /// <summary>Child mode: serve until stdin closes (the harness ended) or SIGTERM.</summary>
+    /// <summary>
+    /// Child mode: serve until stdin closes (the harness ended) or SIGTERM. A <c>stats</c> line on
+    /// stdin is answered with <c>STATS &lt;allocated bytes&gt; &lt;CPU ticks&gt;</c> on stdout.
+    /// </summary>
     public static async Task<int> ServeAsync(string[] args)
     {
         var kind = args[0];
@@ -121,7 +144,18 @@ internal static class ComponentHost
         var (rest, grpc) = Endpoints(kind, app);
         Console.WriteLine($"READY {rest} {grpc}");
         Console.Out.Flush();
-        var stdinClosed = Task.Run(() => Console.In.ReadToEnd());
+        var stdinClosed = Task.Run(() =>
+        {
+            while (Console.In.ReadLine() is { } command)
+            {
+                if (command == "stats")
+                {
+                    var stats = ComponentStats.OfThisProcess();
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"STATS {stats.AllocatedBytes} {stats.Cpu.Ticks}"));
+                    Console.Out.Flush();
+                }
+            }
+        });
         await Task.WhenAny(stdinClosed, app.WaitForShutdownAsync());
         await app.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
         await app.DisposeAsync();
@@ -150,6 +184,7 @@ internal static class ComponentHost
         public long PeakRssBytes() => ReadStatus(Environment.ProcessId, "VmHWM:");
         public int? ProcessId => null;
         public Task Exited => Task.Delay(Timeout.Infinite);
+        public Task<ComponentStats> StatsAsync(CancellationToken cancellationToken) => Task.FromResult(ComponentStats.OfThisProcess());
 
         public async ValueTask DisposeAsync()
         {
@@ -160,6 +195,9 @@ internal static class ComponentHost
 
     private sealed class ProcessComponent(string name, Process process, Uri rest, Uri grpc) : IComponent
     {
+        private readonly SemaphoreSlim _statsGate = new(1, 1);
+        private TaskCompletionSource<ComponentStats>? _stats;
+
         public string Name => name;
         public Uri Rest => rest;
         public Uri Grpc => grpc;
@@ -168,15 +206,46 @@ internal static class ComponentHost
         public int? ProcessId => process.Id;
         public Task Exited { get; } = process.WaitForExitAsync();
 
-        public static async Task<IComponent> StartAsync(string kind, string[] args, CancellationToken cancellationToken)
+        public async Task<ComponentStats> StatsAsync(CancellationToken cancellationToken)
         {
-            var start = new ProcessStartInfo(Environment.ProcessPath!)
+            await _statsGate.WaitAsync(cancellationToken);
+            try
+            {
+                var answer = new TaskCompletionSource<ComponentStats>(TaskCreationOptions.RunContinuationsAsynchronously);
+                Volatile.Write(ref _stats, answer);
+                await process.StandardInput.WriteLineAsync("stats".AsMemory(), cancellationToken);
+                await process.StandardInput.FlushAsync(cancellationToken);
+                return await answer.Task.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            }
+            finally
+            {
+                _statsGate.Release();
+            }
+        }
+
+        private void OnLine(string line)
+        {
+            if (line.StartsWith("STATS ", StringComparison.Ordinal) && Volatile.Read(ref _stats) is { } pending)
+            {
+                var parts = line.Split(' ');
+                pending.TrySetResult(new ComponentStats(long.Parse(parts[1], CultureInfo.InvariantCulture),
+                    TimeSpan.FromTicks(long.Parse(parts[2], CultureInfo.InvariantCulture))));
+            }
+        }
+
+        public static async Task<IComponent> StartAsync(string kind, string[] args, string? assembly, CancellationToken cancellationToken)
+        {
+            var start = new ProcessStartInfo(assembly is null ? Environment.ProcessPath! : "dotnet")
             {
                 RedirectStandardInput = true,
                 RedirectStandardOutput = true,
                 UseShellExecute = false,
             };
-            if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+            if (assembly is not null)
+            {
+                start.ArgumentList.Add(assembly);
+            }
+            else if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
             {
                 start.ArgumentList.Add(typeof(ComponentHost).Assembly.Location);
             }
@@ -198,9 +267,16 @@ internal static class ComponentHost
                 if (line.StartsWith("READY ", StringComparison.Ordinal))
                 {
                     var parts = line.Split(' ');
-                    // Keep draining stdout so the child never blocks on a full pipe.
-                    _ = Task.Run(async () => { while (await process.StandardOutput.ReadLineAsync() is not null) { } });
-                    return new ProcessComponent(kind, process, new Uri(parts[1]), new Uri(parts[2]));
+                    var component = new ProcessComponent(kind, process, new Uri(parts[1]), new Uri(parts[2]));
+                    // Keep draining stdout so the child never blocks on a full pipe; answers to 'stats' come this way.
+                    _ = Task.Run(async () =>
+                    {
+                        while (await process.StandardOutput.ReadLineAsync() is { } next)
+                        {
+                            component.OnLine(next);
+                        }
+                    });
+                    return component;
                 }
             }
         }

@@ -135,9 +135,8 @@ internal sealed partial class GenerationService(
                 try
                 {
                     // The lease keeps the replica's channel open even if the replica leaves discovery now.
-                    var client = new GRPCInferenceService.GRPCInferenceServiceClient(channels.Get(endpoint));
                     var waitStarted = time.GetTimestamp();
-                    call = await TritonCall.StartAsync(client, tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
+                    call = await TritonCall.StartAsync(channels.Get(endpoint).CreateCallInvoker(), tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
                     var first = await call.ReadAsync(null).ConfigureAwait(false)
                         ?? throw new TritonCallException(TritonFailure.EndedEarly, "Triton closed the stream before the first response.");
                     var backendWait = time.GetElapsedTime(waitStarted);

@@ -6,7 +6,7 @@ using Gateway.Telemetry;
 using Gateway.Text;
 using Gateway.Triton;
 using Gateway.Triton.Contracts;
-using Triton.Inference;
+using Gateway.Triton.Wire;
 
 namespace Gateway.Generation;
 
@@ -33,18 +33,17 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private readonly ReplicaLease _lease;
     private readonly Activity? _callActivity;
     private readonly ITritonResponseDecoder _decoder;
-    private readonly ITritonTextResponseDecoder? _textDecoder;
     private readonly TritonOptions _options;
     private readonly GatewayTelemetry _telemetry;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IIncrementalDetokenizer _detokenizer;
     private readonly StopStringMatcher _stops;
-    private readonly List<int> _newTokens = new(8);
+    private readonly TritonOutput _step = new();
     private readonly StringBuilder _decoded = new();
     private readonly StringBuilder _output = new();
     private char[] _delta = new char[64];
-    private ModelInferResponse? _pending;
+    private TritonResponse? _pending;
     private TimeSpan _backendWait;
     private long _firstTokenTimestamp;
     private bool _final;
@@ -55,14 +54,13 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     private int _promptTokens;
 
     public GenerationStream(GenerationContext context, TritonCall call, ReplicaLease lease, Activity? callActivity, ITritonResponseDecoder decoder,
-        ModelInferResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
+        TritonResponse first, TimeSpan backendWait, TritonOptions options, GatewayTelemetry telemetry, TimeProvider time, ILogger logger)
     {
         _context = context;
         _call = call;
         _lease = lease;
         _callActivity = callActivity;
         _decoder = decoder;
-        _textDecoder = decoder as ITritonTextResponseDecoder;
         _promptTokens = context.PromptTokens;
         _pending = first;
         _backendWait = backendWait;
@@ -123,7 +121,15 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             if (_pending is { } response)
             {
                 _pending = null;
-                var tokens = Process(response);
+                int tokens;
+                try
+                {
+                    tokens = Process(response);
+                }
+                finally
+                {
+                    response.Return();
+                }
                 _lease.TokensGenerated(tokens);
                 if (_output.Length > 0 || tokens > 0)
                 {
@@ -158,7 +164,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
 
     // Once per token: pooled async state instead of a box per call.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ModelInferResponse?> ReadNextAsync()
+    private async ValueTask<TritonResponse?> ReadNextAsync()
     {
         var started = _time.GetTimestamp();
         try
@@ -202,24 +208,26 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     }
 
     /// <summary>Runs one response through decoder, detokenizer and stop matcher; returns the tokens it consumed.</summary>
-    private int Process(ModelInferResponse response)
+    private int Process(TritonResponse response)
     {
-        if (_textDecoder is not null)
-        {
-            return ProcessText(response);
-        }
-        _newTokens.Clear();
+        _step.Clear();
         TritonStep step;
         try
         {
-            step = _decoder.Decode(response, _newTokens);
+            step = _decoder.Decode(response, _step);
         }
         catch (FormatException ex)
         {
             throw Fail(new GatewayException(GatewayError.BackendFailed, "The backend sent a malformed response: " + ex.Message, null, "backend_error", inner: ex));
         }
+        return _decoder.StreamsText ? ProcessText(step) : ProcessTokens(step);
+    }
+
+    /// <summary>A token contract's response: ids through the detokenizer and the stop matcher, counted here.</summary>
+    private int ProcessTokens(TritonStep step)
+    {
         var consumed = 0;
-        foreach (var id in _newTokens)
+        foreach (var id in _step.Tokens)
         {
             if (FinishReason is not null)
             {
@@ -267,32 +275,21 @@ internal sealed partial class GenerationStream : IAsyncDisposable
     /// A text contract's response: the backend's text delta through the stop matcher; token counts,
     /// prompt length and finish reason are the backend's own.
     /// </summary>
-    private int ProcessText(ModelInferResponse response)
+    private int ProcessText(TritonStep step)
     {
-        TritonTextStep step;
-        try
-        {
-            step = _textDecoder!.DecodeText(response, _decoded);
-        }
-        catch (FormatException ex)
-        {
-            throw Fail(new GatewayException(GatewayError.BackendFailed, "The backend sent a malformed response: " + ex.Message, null, "backend_error", inner: ex));
-        }
         if (step.PromptTokens is { } prompt)
         {
             _promptTokens = prompt;
         }
         if (FinishReason is not null)
         {
-            _decoded.Clear();
             return 0;
         }
         CompletionTokens += step.OutputTokens;
-        foreach (var chunk in _decoded.GetChunks())
+        foreach (var chunk in _step.Text.GetChunks())
         {
             _stops.Process(chunk.Span, _output);
         }
-        _decoded.Clear();
         if (_stops.Stopped)
         {
             FinishReason = Generation.FinishReason.Stop;

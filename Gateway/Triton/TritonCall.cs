@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Gateway.Triton.Wire;
 using Grpc.Core;
 using Triton.Inference;
 
@@ -37,19 +38,19 @@ internal sealed class TritonCall : IAsyncDisposable
     private readonly CancellationToken _requestAborted;
     private readonly CancellationTokenSource _timeout;
     private readonly CancellationTokenSource _linked;
-    private readonly AsyncDuplexStreamingCall<ModelInferRequest, ModelStreamInferResponse> _call;
+    private readonly AsyncDuplexStreamingCall<ModelInferRequest, TritonResponse> _call;
     private bool _completed;
 
-    private TritonCall(GRPCInferenceService.GRPCInferenceServiceClient client, Metadata headers, TimeProvider time, CancellationToken requestAborted)
+    private TritonCall(CallInvoker invoker, Metadata headers, TimeProvider time, CancellationToken requestAborted)
     {
         _requestAborted = requestAborted;
         _timeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         _linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, _timeout.Token);
-        _call = client.ModelStreamInfer(new CallOptions(headers, cancellationToken: _linked.Token));
+        _call = invoker.AsyncDuplexStreamingCall(TritonWire.ModelStreamInfer, null, new CallOptions(headers, cancellationToken: _linked.Token));
     }
 
     public static async Task<TritonCall> StartAsync(
-        GRPCInferenceService.GRPCInferenceServiceClient client, ModelInferRequest request, Activity? activity,
+        CallInvoker invoker, ModelInferRequest request, Activity? activity,
         TimeProvider time, TimeSpan firstTokenTimeout, CancellationToken cancellationToken)
     {
         var headers = new Metadata();
@@ -61,7 +62,7 @@ internal sealed class TritonCall : IAsyncDisposable
                 metadata.Add(key, value);
             }
         });
-        var call = new TritonCall(client, headers, time, cancellationToken);
+        var call = new TritonCall(invoker, headers, time, cancellationToken);
         try
         {
             call._timeout.CancelAfter(firstTokenTimeout);
@@ -76,10 +77,13 @@ internal sealed class TritonCall : IAsyncDisposable
         }
     }
 
-    /// <summary>The next response, or null when Triton closed the stream.</summary>
+    /// <summary>
+    /// The next response, or null when Triton closed the stream. The caller owns it and gives it
+    /// back with <see cref="TritonResponse.Return"/> once decoded.
+    /// </summary>
     /// <remarks>Called once per token: its async state is pooled, not allocated per call.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<ModelInferResponse?> ReadAsync(TimeSpan? timeout)
+    public async ValueTask<TritonResponse?> ReadAsync(TimeSpan? timeout)
     {
         if (timeout is { } t)
         {
@@ -101,11 +105,12 @@ internal sealed class TritonCall : IAsyncDisposable
             return null;
         }
         var message = _call.ResponseStream.Current;
-        if (!string.IsNullOrEmpty(message.ErrorMessage))
+        if (message.ErrorMessage is { } error)
         {
-            throw new TritonCallException(TritonFailure.Backend, message.ErrorMessage);
+            message.Return();
+            throw new TritonCallException(TritonFailure.Backend, error);
         }
-        return message.InferResponse;
+        return message;
     }
 
     /// <summary>
@@ -122,6 +127,7 @@ internal sealed class TritonCall : IAsyncDisposable
             while (await _call.ResponseStream.MoveNext(CancellationToken.None).ConfigureAwait(false))
             {
                 // Nothing more is expected for a single-request stream.
+                _call.ResponseStream.Current.Return();
             }
         }
         catch (Exception ex) when (ex is RpcException or InvalidOperationException or OperationCanceledException)

@@ -119,7 +119,7 @@ internal sealed partial class InferenceServer(
             {
                 FasterTransformerModel.BackendName => new FasterTransformerModel(language),
                 VllmModel.BackendName => vllm.Load(definition, config),
-                TensorRtLlmModel.BackendName => new TensorRtLlmModel(config, language, options.Value.Profile, metrics, time),
+                TensorRtLlmModel.BackendName => TensorRtLlmModel.Load(definition, config, language, options.Value.Profile, metrics, time, loggerFactory.CreateLogger<TensorRtLlmModel>()),
                 PythonModels.BackendName => PythonModels.Load(definition, config, language),
                 var other => throw new ModelLoadException($"unable to find backend library for backend '{other}'"),
             };
@@ -129,7 +129,7 @@ internal sealed partial class InferenceServer(
             var settings = selfConfigured?.Scheduling ?? SchedulerSettings.FromConfig(config);
             var version = definition.Versions.Count == 0 ? "1" : definition.Versions[^1].ToString(CultureInfo.InvariantCulture);
             var statistics = new ModelStatisticsRecorder(definition.Name, version, time, metrics, gpu);
-            if (selfConfigured is null or TensorRtLlmModel)
+            if (selfConfigured is null or TensorRtLlmModel { OnTimingEngine: true })
             {
                 gpu.Register(definition.Name, timing.GpuMemoryTotalBytes, timing.WeightsBytes, timing.KvBytesPerToken, settings.MaxBatchSize);
             }

@@ -43,9 +43,13 @@ internal sealed class ResponseStream
         Id = _request.Id,
     };
 
+    // Shared by every response (messages are never mutated once written): one object less per token.
+    private static readonly InferParameter Final = new() { BoolParam = true };
+    private static readonly InferParameter NotFinal = new() { BoolParam = false };
+
     public void Write(ModelInferResponse response, bool final)
     {
-        response.Parameters[FinalResponseParameter] = new InferParameter { BoolParam = final };
+        response.Parameters[FinalResponseParameter] = final ? Final : NotFinal;
         Written++;
         _channel.Writer.TryWrite(response);
         if (final)

@@ -1,5 +1,6 @@
 using Gateway.Generation;
 using Gateway.Grpc.Tensors;
+using Gateway.Triton.Wire;
 using Google.Protobuf;
 using Triton.Inference;
 
@@ -136,43 +137,44 @@ internal sealed class FasterTransformerContract : ITritonContract
         private int _consumed = promptLength;
         private bool _ended;
 
-        public TritonStep Decode(ModelInferResponse response, List<int> newTokens)
+        public bool StreamsText => false;
+
+        /// <summary>Reads only the ids past the last seen length: O(new tokens) per response, O(L) per stream.</summary>
+        public TritonStep Decode(TritonResponse response, TritonOutput output)
         {
-            var finalFlag = TritonContracts.ReadFinalFlag(response);
             int idsIndex = -1, lengthIndex = -1;
-            for (var i = 0; i < response.Outputs.Count; i++)
+            for (var i = 0; i < response.OutputCount; i++)
             {
-                switch (response.Outputs[i].Name)
+                if (response.NameIs(i, "output_ids"u8))
                 {
-                    case "output_ids": idsIndex = i; break;
-                    case "sequence_length": lengthIndex = i; break;
+                    idsIndex = i;
+                }
+                else if (response.NameIs(i, "sequence_length"u8))
+                {
+                    lengthIndex = i;
                 }
             }
             var sequenceLength = _consumed;
             if (idsIndex >= 0 && lengthIndex >= 0 && !_ended)
             {
-                if (lengthIndex >= response.RawOutputContents.Count || idsIndex >= response.RawOutputContents.Count)
-                {
-                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
-                }
-                var ids = response.RawOutputContents[idsIndex].Span;
-                var shape = response.Outputs[idsIndex].Shape;
-                var rowLength = shape.Count > 0 ? (int)shape[^1] : ids.Length / sizeof(uint);
-                sequenceLength = (int)TensorCodec.ReadUInt32(response.RawOutputContents[lengthIndex].Span, 0);
+                var ids = response.Raw(idsIndex);
+                var lastDimension = response.LastDimension(idsIndex);
+                var rowLength = lastDimension >= 0 ? (int)Math.Min(lastDimension, int.MaxValue) : ids.Length / sizeof(uint);
+                sequenceLength = (int)RawTensor.UInt32(response.Raw(lengthIndex), 0);
                 var end = Math.Min(sequenceLength, Math.Min(rowLength, ids.Length / sizeof(uint)));
                 for (var i = _consumed; i < end; i++)
                 {
-                    var id = (int)TensorCodec.ReadUInt32(ids, i);
+                    var id = (int)RawTensor.UInt32(ids, i);
                     if (id == endId)
                     {
                         _ended = true;
                         break;
                     }
-                    newTokens.Add(id);
+                    output.Tokens.Add(id);
                 }
                 _consumed = Math.Max(_consumed, end);
             }
-            var isFinal = finalFlag ?? (_ended || sequenceLength >= _promptLength + maxTokens);
+            var isFinal = response.FinalFlag ?? (_ended || sequenceLength >= _promptLength + maxTokens);
             return new TritonStep(isFinal, _ended);
         }
     }

@@ -1,14 +1,13 @@
 using Gateway.Generation;
+using Gateway.Triton.Wire;
 using Triton.Inference;
 
 namespace Gateway.Triton.Contracts;
 
 /// <summary>
 /// A backend tensor contract: how one generation becomes a <see cref="ModelInferRequest"/> and how
-/// streamed responses become new token ids. Cumulative vs delta semantics live here only. One class
-/// per contract (<c>fastertransformer</c>, <c>vllm</c>, <c>tensorrtllm</c>). A token contract's
-/// decoder yields token ids that the gateway detokenizes; a text contract's decoder (vLLM, TensorRT-LLM's ensemble) also
-/// implements <see cref="ITritonTextResponseDecoder"/> and yields text and exact token counts.
+/// streamed responses become new token ids or text. Cumulative vs delta semantics live here only.
+/// One class per contract (<c>fastertransformer</c>, <c>vllm</c>, <c>tensorrtllm</c>).
 /// </summary>
 public interface ITritonContract
 {
@@ -45,32 +44,41 @@ public sealed record TritonGenerationInput(
     public Structured.OutputGuide? Guide { get; init; }
 }
 
-/// <summary>Decodes the responses of one request, in order.</summary>
+/// <summary>
+/// Decodes the responses of one request, in order, straight from the wire
+/// (<see cref="TritonResponse"/>). A token contract appends the ids generated since the previous
+/// response to <see cref="TritonOutput.Tokens"/> and the gateway detokenizes them; a text contract
+/// (<see cref="StreamsText"/>: vLLM, TensorRT-LLM's ensemble) appends the text generated since the
+/// previous response to <see cref="TritonOutput.Text"/> and reports the backend's exact counts. The
+/// gateway applies its own stop-string matching to the text either way.
+/// </summary>
 public interface ITritonResponseDecoder
 {
-    /// <summary>Appends the ids generated since the previous response to <paramref name="newTokens"/>.</summary>
-    TritonStep Decode(ModelInferResponse response, List<int> newTokens);
+    bool StreamsText { get; }
+
+    TritonStep Decode(TritonResponse response, TritonOutput output);
 }
 
-/// <summary>
-/// Decodes the responses of one request of a text contract (text in, text out), in order. The
-/// gateway still applies its own stop-string matching to the text.
-/// </summary>
-public interface ITritonTextResponseDecoder
+/// <summary>Where a decoder puts one response's new tokens or text; reused for every response of a stream.</summary>
+public sealed class TritonOutput
 {
-    /// <summary>Appends the text generated since the previous response to <paramref name="text"/>.</summary>
-    TritonTextStep DecodeText(ModelInferResponse response, System.Text.StringBuilder text);
+    public List<int> Tokens { get; } = new(8);
+
+    public System.Text.StringBuilder Text { get; } = new();
+
+    public void Clear()
+    {
+        Tokens.Clear();
+        Text.Clear();
+    }
 }
 
 /// <param name="IsFinal">No more responses will come for this request.</param>
-/// <param name="OutputTokens">Tokens the backend generated since the previous response (exact, from the backend).</param>
-/// <param name="PromptTokens">The backend's exact prompt token count, when this response carries it.</param>
+/// <param name="EndOfText">The model produced its end id (token contracts; not passed on as a token).</param>
+/// <param name="OutputTokens">Text contracts: tokens the backend generated since the previous response (exact, from the backend).</param>
+/// <param name="PromptTokens">Text contracts: the backend's exact prompt token count, when this response carries it.</param>
 /// <param name="FinishReason">Why the backend ended the generation, when this response says so.</param>
-public readonly record struct TritonTextStep(bool IsFinal, int OutputTokens, int? PromptTokens, FinishReason? FinishReason);
-
-/// <param name="IsFinal">No more responses will come for this request.</param>
-/// <param name="EndOfText">The model produced its end id (not passed on as a token).</param>
-public readonly record struct TritonStep(bool IsFinal, bool EndOfText);
+public readonly record struct TritonStep(bool IsFinal, bool EndOfText = false, int OutputTokens = 0, int? PromptTokens = null, FinishReason? FinishReason = null);
 
 public static class TritonContracts
 {
@@ -110,10 +118,4 @@ public static class TritonContracts
         return request;
     }
 
-    /// <summary>The final flag when the server sends it; null on Triton &lt; 23.06.</summary>
-    public static bool? ReadFinalFlag(ModelInferResponse response) =>
-        response.Parameters.TryGetValue(FinalResponse, out var parameter)
-        && parameter.ParameterChoiceCase == InferParameter.ParameterChoiceOneofCase.BoolParam
-            ? parameter.BoolParam
-            : null;
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Gateway.Grpc.Tensors;
+using Gateway.Triton.Wire;
 using Google.Protobuf;
 using Triton.Inference;
 
@@ -109,48 +110,33 @@ internal sealed class TensorRtLlmContract : ITritonContract
         request.RawInputContents.Add(data);
     }
 
-    private sealed class Decoder : ITritonResponseDecoder, ITritonTextResponseDecoder
+    private sealed class Decoder : ITritonResponseDecoder
     {
-        public TritonStep Decode(ModelInferResponse response, List<int> newTokens) =>
-            throw new NotSupportedException("The tensorrtllm contract streams text: read it with DecodeText.");
+        public bool StreamsText => true;
 
-        public TritonTextStep DecodeText(ModelInferResponse response, StringBuilder text)
+        public TritonStep Decode(TritonResponse response, TritonOutput output)
         {
             var tokens = 0;
             var sawLogProbs = false;
             var sawText = false;
-            for (var i = 0; i < response.Outputs.Count; i++)
+            for (var i = 0; i < response.OutputCount; i++)
             {
-                var name = response.Outputs[i].Name;
-                if (name is not ("text_output" or "output_log_probs"))
+                if (response.NameIs(i, "text_output"u8))
                 {
-                    continue;
+                    sawText |= RawTensor.AppendUtf8Strings(response.Raw(i), output.Text);
                 }
-                if (i >= response.RawOutputContents.Count)
-                {
-                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
-                }
-                var raw = response.RawOutputContents[i].Span;
-                if (name == "text_output")
-                {
-                    foreach (var piece in TensorCodec.DecodeStrings(raw))
-                    {
-                        sawText |= piece.Length > 0;
-                        text.Append(piece);
-                    }
-                }
-                else
+                else if (response.NameIs(i, "output_log_probs"u8))
                 {
                     // [1, beams, new tokens] FP32: one log-probability per token of this response.
                     sawLogProbs = true;
-                    tokens = raw.Length / sizeof(float);
+                    tokens = response.Raw(i).Length / sizeof(float);
                 }
             }
             if (!sawLogProbs && sawText)
             {
                 tokens = 1; // a backend without log-probs: one token per streamed response
             }
-            return new TritonTextStep(TritonContracts.ReadFinalFlag(response) ?? false, tokens, null, null);
+            return new TritonStep(response.FinalFlag ?? false, OutputTokens: tokens);
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Gateway.Generation;
 using Gateway.Grpc.Tensors;
+using Gateway.Triton.Wire;
 using Google.Protobuf;
 using Triton.Inference;
 
@@ -111,58 +112,41 @@ internal sealed class VllmContract : ITritonContract
         request.RawInputContents.Add(data);
     }
 
-    private sealed class Decoder : ITritonResponseDecoder, ITritonTextResponseDecoder
+    private sealed class Decoder : ITritonResponseDecoder
     {
-        public TritonStep Decode(ModelInferResponse response, List<int> newTokens) =>
-            throw new NotSupportedException("The vllm contract streams text: read it with DecodeText.");
+        public bool StreamsText => true;
 
-        public TritonTextStep DecodeText(ModelInferResponse response, StringBuilder text)
+        public TritonStep Decode(TritonResponse response, TritonOutput output)
         {
             var outputTokens = 0;
             int? promptTokens = null;
             FinishReason? finish = null;
             var finished = false;
-            for (var i = 0; i < response.Outputs.Count; i++)
+            for (var i = 0; i < response.OutputCount; i++)
             {
-                var name = response.Outputs[i].Name;
-                if (name is not ("text_output" or "finish_reason" or "num_input_tokens" or "num_output_tokens"))
+                if (response.NameIs(i, "text_output"u8))
                 {
-                    continue;
+                    RawTensor.AppendUtf8Strings(response.Raw(i), output.Text);
                 }
-                if (i >= response.RawOutputContents.Count)
+                else if (response.NameIs(i, "finish_reason"u8))
                 {
-                    throw new TensorFormatException("the response has fewer raw_output_contents than outputs");
+                    var reason = RawTensor.FirstUtf8(response.Raw(i));
+                    finished = !(reason.IsEmpty || reason.SequenceEqual("None"u8));
+                    finish = reason.SequenceEqual("stop"u8) ? FinishReason.Stop
+                        : reason.SequenceEqual("length"u8) ? FinishReason.Length
+                        : null;
                 }
-                var raw = response.RawOutputContents[i].Span;
-                switch (name)
+                else if (response.NameIs(i, "num_input_tokens"u8))
                 {
-                    case "text_output":
-                        foreach (var piece in TensorCodec.DecodeStrings(raw))
-                        {
-                            text.Append(piece);
-                        }
-                        break;
-                    case "finish_reason":
-                        var reasons = TensorCodec.DecodeStrings(raw);
-                        var reason = reasons.Length > 0 ? reasons[0] : "None";
-                        finished = reason is not ("None" or "");
-                        finish = reason switch
-                        {
-                            "stop" => FinishReason.Stop,
-                            "length" => FinishReason.Length,
-                            _ => null,
-                        };
-                        break;
-                    case "num_input_tokens":
-                        promptTokens = (int)TensorCodec.ReadUInt32(raw, 0);
-                        break;
-                    case "num_output_tokens":
-                        outputTokens = (int)TensorCodec.ReadUInt32(raw, 0);
-                        break;
+                    promptTokens = (int)RawTensor.UInt32(response.Raw(i), 0);
+                }
+                else if (response.NameIs(i, "num_output_tokens"u8))
+                {
+                    outputTokens = (int)RawTensor.UInt32(response.Raw(i), 0);
                 }
             }
-            var isFinal = TritonContracts.ReadFinalFlag(response) ?? finished;
-            return new TritonTextStep(isFinal, outputTokens, promptTokens, finish);
+            var isFinal = response.FinalFlag ?? finished;
+            return new TritonStep(isFinal, OutputTokens: outputTokens, PromptTokens: promptTokens, FinishReason: finish);
         }
     }
 }

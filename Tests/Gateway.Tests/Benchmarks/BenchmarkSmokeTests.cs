@@ -3,7 +3,11 @@ using Benchmarks;
 
 namespace Gateway.Tests.Benchmarks;
 
-/// <summary>The benchmark harness's smoke run (in process, seconds long): it completes and its table parses.</summary>
+/// <summary>
+/// The benchmark harness's smoke run (in process, seconds long): it completes and its table parses.
+/// Not part of the unit run: test.sh runs the <c>Benchmark</c> category as its own step.
+/// </summary>
+[Trait("Category", "Benchmark")]
 public sealed class BenchmarkSmokeTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using Gateway.Grpc.Tensors;
 using Gateway.OpenAi;
 using Gateway.Text;
 using Gateway.Triton.Contracts;
+using Gateway.Triton.Wire;
 using Google.Protobuf;
 using Triton.Inference;
 using Xunit.Abstractions;
@@ -76,7 +77,7 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
     }
 
     /// <summary>The hot path for one stream of <see cref="Tokens"/> tokens, one response per token.</summary>
-    private static async Task<long> RelayAsync(ITextTokenizer tokenizer, int[] ids, ModelInferResponse[] responses, bool withStopString)
+    private static async Task<long> RelayAsync(ITextTokenizer tokenizer, int[] ids, byte[][] responses, bool withStopString)
     {
         var contract = new FasterTransformerContract();
         var decoder = contract.CreateDecoder(new TritonGenerationInput("r", "fastertransformer", "", Prompt, Tokens, new SamplingParameters(), [], 50255, 50256, 0));
@@ -93,12 +94,15 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
         var frame = SseWriter.CreateFrame(chunk, OpenAiJsonContext.Default.TextCompletion);
         Assert.NotNull(frame);
         var delta = new char[64];
-        var newTokens = new List<int>(8);
-        foreach (var response in responses)
+        var output = new TritonOutput();
+        foreach (var message in responses)
         {
-            newTokens.Clear();
-            decoder.Decode(response, newTokens);
-            foreach (var id in newTokens)
+            // As the call's marshaller reads it off the wire: into a pooled response, read in place.
+            var response = TritonResponse.Read(message);
+            output.Clear();
+            decoder.Decode(response, output);
+            response.Return();
+            foreach (var id in output.Tokens)
             {
                 detokenizer.Append(id, decoded);
                 foreach (var c in decoded.GetChunks())
@@ -135,10 +139,10 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
         return [.. tokenizer.Encode(text.ToString()).Take(Tokens)];
     }
 
-    /// <summary>Cumulative FT responses (prompt + every token so far), one new token each.</summary>
-    private static ModelInferResponse[] Responses(int[] ids)
+    /// <summary>Cumulative FT responses (prompt + every token so far), one new token each, serialized as on the wire.</summary>
+    private static byte[][] Responses(int[] ids)
     {
-        var responses = new ModelInferResponse[ids.Length];
+        var responses = new byte[ids.Length][];
         var sequence = new uint[Prompt.Length + ids.Length];
         for (var i = 0; i < Prompt.Length; i++)
         {
@@ -158,7 +162,7 @@ public sealed class StreamingAllocationTests(ITestOutputHelper output)
             response.RawOutputContents.Add(TensorCodec.EncodeUInt32(sequence.AsSpan(0, length).ToArray()));
             response.RawOutputContents.Add(TensorCodec.EncodeUInt32([(uint)length]));
             response.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = t == ids.Length - 1 };
-            responses[t] = response;
+            responses[t] = new ModelStreamInferResponse { InferResponse = response }.ToByteArray();
         }
         return responses;
     }

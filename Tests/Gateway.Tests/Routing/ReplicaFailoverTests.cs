@@ -143,14 +143,20 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
         var defaults = new RoutingOptions();
         Assert.True(ReplicaMonitor.ProbeFailuresToEject * defaults.ProbeInterval + defaults.ProbeTimeout <= TimeSpan.FromSeconds(2));
 
+        var deadPicked = Replicas[0].LastPicked;
+        var livePicked = Replicas[1].LastPicked;
         for (var i = 0; i < 4; i++)
         {
             using var response = await StreamAsync(4).WaitAsync(Wait);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             using var reader = new SseReader(await response.Content.ReadAsStreamAsync());
             Assert.Equal("[DONE]", (await reader.ReadAllAsync().WaitAsync(Wait))[^1]);
+            // Each request went to the live replica at the first try: the dead one was never picked
+            // again (not even for an attempt that failed over), the live one was picked every time.
+            Assert.Equal(deadPicked, Replicas[0].LastPicked);
+            Assert.NotEqual(livePicked, Replicas[1].LastPicked);
+            livePicked = Replicas[1].LastPicked;
         }
-        Assert.True(Replicas[0].IsEjected); // never tried again: a failed attempt would have been a transport failure on it
-        Assert.Equal(0, Replicas[1].InFlight);
+        Assert.True(Replicas[0].IsEjected);
     }
 }

@@ -141,15 +141,16 @@ public sealed class FasterTransformerContractTests
     public void Decode_CumulativeResponses_ForwardOnlyNewTokens()
     {
         var decoder = Contract.CreateDecoder(Input());
-        var tokens = new List<int>();
-        Assert.False(decoder.Decode(CumulativeResponse([464, 2068, 7586, 10], false), tokens).IsFinal);
-        Assert.False(decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 11], false), tokens).IsFinal);
-        var last = decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 11, 12], false), tokens);
+        var output = new TritonOutput();
+        var tokens = output.Tokens;
+        Assert.False(decoder.Decode(CumulativeResponse([464, 2068, 7586, 10], false).ToWire(), output).IsFinal);
+        Assert.False(decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 11], false).ToWire(), output).IsFinal);
+        var last = decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 11, 12], false).ToWire(), output);
         Assert.Equal([10, 11, 12], tokens);
         Assert.False(last.IsFinal);
         var empty = new ModelInferResponse { Id = "req-1" };
         empty.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = true };
-        Assert.True(decoder.Decode(empty, tokens).IsFinal);
+        Assert.True(decoder.Decode(empty.ToWire(), output).IsFinal);
         Assert.Equal([10, 11, 12], tokens);
     }
 
@@ -157,8 +158,9 @@ public sealed class FasterTransformerContractTests
     public void Decode_EndId_EndsTextWithoutForwardingIt()
     {
         var decoder = Contract.CreateDecoder(Input());
-        var tokens = new List<int>();
-        var step = decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 50256], false), tokens);
+        var output = new TritonOutput();
+        var tokens = output.Tokens;
+        var step = decoder.Decode(CumulativeResponse([464, 2068, 7586, 10, 50256], false).ToWire(), output);
         Assert.Equal([10], tokens);
         Assert.True(step.EndOfText);
         Assert.False(step.IsFinal); // with the final flag protocol the end waits for triton_final_response
@@ -168,14 +170,15 @@ public sealed class FasterTransformerContractTests
     public void Decode_LegacyTritonWithoutFinalFlag_EndsAtEndIdOrLength()
     {
         var byEndId = Contract.CreateDecoder(Input());
-        var tokens = new List<int>();
-        Assert.False(byEndId.Decode(CumulativeResponse([464, 2068, 7586, 10], null), tokens).IsFinal);
-        Assert.True(byEndId.Decode(CumulativeResponse([464, 2068, 7586, 10, 50256], null), tokens).IsFinal);
+        var output = new TritonOutput();
+        var tokens = output.Tokens;
+        Assert.False(byEndId.Decode(CumulativeResponse([464, 2068, 7586, 10], null).ToWire(), output).IsFinal);
+        Assert.True(byEndId.Decode(CumulativeResponse([464, 2068, 7586, 10, 50256], null).ToWire(), output).IsFinal);
 
         var byLength = Contract.CreateDecoder(Input(maxTokens: 2));
         tokens.Clear();
-        Assert.False(byLength.Decode(CumulativeResponse([464, 2068, 7586, 10], null), tokens).IsFinal);
-        Assert.True(byLength.Decode(CumulativeResponse([464, 2068, 7586, 10, 11], null), tokens).IsFinal);
+        Assert.False(byLength.Decode(CumulativeResponse([464, 2068, 7586, 10], null).ToWire(), output).IsFinal);
+        Assert.True(byLength.Decode(CumulativeResponse([464, 2068, 7586, 10, 11], null).ToWire(), output).IsFinal);
         Assert.Equal([10, 11], tokens);
     }
 }

@@ -59,8 +59,10 @@ public sealed class TensorRtLlmContractTests
     [Fact]
     public void Decode_TextDeltaAndOneTokenPerLogProbability_UntilTheFinalFlag()
     {
-        var decoder = (ITritonTextResponseDecoder)new TensorRtLlmContract().CreateDecoder(Input(new SamplingParameters()));
-        var text = new System.Text.StringBuilder();
+        var decoder = new TensorRtLlmContract().CreateDecoder(Input(new SamplingParameters()));
+        Assert.True(decoder.StreamsText);
+        var output = new TritonOutput();
+        var text = output.Text;
         ModelInferResponse Response(string delta, int tokens, bool final)
         {
             var response = new ModelInferResponse { Id = "req-1" };
@@ -72,9 +74,9 @@ public sealed class TensorRtLlmContractTests
             return response;
         }
 
-        var first = decoder.DecodeText(Response(" sunny", 1, false), text);
-        var second = decoder.DecodeText(Response(" and", 2, false), text);
-        var last = decoder.DecodeText(new ModelInferResponse { Parameters = { ["triton_final_response"] = new InferParameter { BoolParam = true } } }, text);
+        var first = decoder.Decode(Response(" sunny", 1, false).ToWire(), output);
+        var second = decoder.Decode(Response(" and", 2, false).ToWire(), output);
+        var last = decoder.Decode(new ModelInferResponse { Parameters = { ["triton_final_response"] = new InferParameter { BoolParam = true } } }.ToWire(), output);
 
         Assert.Equal(" sunny and", text.ToString());
         Assert.Equal((false, 1, false, 2, true, 0), (first.IsFinal, first.OutputTokens, second.IsFinal, second.OutputTokens, last.IsFinal, last.OutputTokens));

@@ -23,8 +23,7 @@ public sealed class TritonCallTests
             await call.SendTokensAsync([2], finalFlag: true);
         });
         using var channel = GrpcChannel.ForAddress(triton.Address);
-        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
-        await using var call = await TritonCall.StartAsync(client, new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
+                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
 
         Assert.NotNull(await call.ReadAsync(null).AsTask().WaitAsync(Wait));
         // The reader is away far longer than the idle timeout (writing to a slow client)...
@@ -45,8 +44,7 @@ public sealed class TritonCallTests
             await call.Aborted.WaitHandle.WaitOneAsync(Wait);
         });
         using var channel = GrpcChannel.ForAddress(triton.Address);
-        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
-        await using var call = await TritonCall.StartAsync(client, new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
+                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
         Assert.NotNull(await call.ReadAsync(null).AsTask().WaitAsync(Wait));
 
         var reading = call.ReadAsync(Idle).AsTask();

@@ -119,25 +119,27 @@ public sealed class VllmContractTests
     [Fact]
     public void Decoder_AppendsDeltasAndReportsTheBackendsCountsAndFinishReason()
     {
-        var decoder = Assert.IsType<ITritonTextResponseDecoder>(Contract.CreateDecoder(Input()), exactMatch: false);
-        var text = new StringBuilder();
+        var decoder = Contract.CreateDecoder(Input());
+        Assert.True(decoder.StreamsText);
+        var output = new TritonOutput();
+        var text = output.Text;
 
-        var first = decoder.DecodeText(Response(" d", "None", 4, 1, final: false), text);
-        var last = decoder.DecodeText(Response(" e", "length", 4, 1, final: true), text);
+        var first = decoder.Decode(Response(" d", "None", 4, 1, final: false).ToWire(), output);
+        var last = decoder.Decode(Response(" e", "length", 4, 1, final: true).ToWire(), output);
 
         Assert.Equal(" d e", text.ToString());
-        Assert.Equal(new TritonTextStep(false, 1, 4, null), first);
-        Assert.Equal(new TritonTextStep(true, 1, 4, FinishReason.Length), last);
+        Assert.Equal(new TritonStep(false, OutputTokens: 1, PromptTokens: 4), first);
+        Assert.Equal(new TritonStep(true, OutputTokens: 1, PromptTokens: 4, FinishReason: FinishReason.Length), last);
     }
 
     [Fact]
     public void Decoder_WithoutFinalFlag_EndsAtAFinishReason()
     {
-        var decoder = (ITritonTextResponseDecoder)Contract.CreateDecoder(Input());
-        var text = new StringBuilder();
+        var decoder = Contract.CreateDecoder(Input());
+        var output = new TritonOutput();
 
-        Assert.False(decoder.DecodeText(Response(" d", "None", 4, 1, final: null), text).IsFinal);
-        var last = decoder.DecodeText(Response("", "stop", 4, 1, final: null), text);
+        Assert.False(decoder.Decode(Response(" d", "None", 4, 1, final: null).ToWire(), output).IsFinal);
+        var last = decoder.Decode(Response("", "stop", 4, 1, final: null).ToWire(), output);
 
         Assert.True(last.IsFinal);
         Assert.Equal(FinishReason.Stop, last.FinishReason);
@@ -146,11 +148,11 @@ public sealed class VllmContractTests
     [Fact]
     public void Decoder_FewerRawContentsThanOutputs_IsAFormatError()
     {
-        var decoder = (ITritonTextResponseDecoder)Contract.CreateDecoder(Input());
+        var decoder = Contract.CreateDecoder(Input());
         var response = Response(" d", "None", 4, 1, final: false);
         response.RawOutputContents.RemoveAt(3);
 
-        Assert.ThrowsAny<FormatException>(() => decoder.DecodeText(response, new StringBuilder()));
+        Assert.ThrowsAny<FormatException>(() => decoder.Decode(response.ToWire(), new TritonOutput()));
     }
 
     [Fact]

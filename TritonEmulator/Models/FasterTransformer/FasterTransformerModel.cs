@@ -1,4 +1,5 @@
 using Gateway.Grpc.Tensors;
+using Google.Protobuf;
 using Triton.Inference;
 using TritonEmulator.Models.Text;
 using TritonEmulator.Scheduling;
@@ -85,6 +86,11 @@ internal sealed class FasterTransformerRow(uint[] prompt, int outputLength, uint
     private readonly uint[] _ids = CreateIds(prompt, outputLength);
     private readonly float[] _logProbs = new float[outputLength];
 
+    // The ids again as output_ids' wire bytes (UINT32 little-endian), appended once per token. The
+    // prefix never changes and the buffer never grows (its length is prompt + output from the
+    // start), so every response wraps a slice of it without a copy: O(L) per stream, not O(L²).
+    private byte[]? _wire;
+
     public int PromptLength { get; } = prompt.Length;
 
     public int OutputLength => outputLength;
@@ -111,9 +117,30 @@ internal sealed class FasterTransformerRow(uint[] prompt, int outputLength, uint
         }
         var token = (uint)sampler.Next(Ids, out var logProbability);
         _logProbs[Generated] = logProbability;
+        if (_wire is not null)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_wire.AsSpan(Length * sizeof(uint)), token);
+        }
         _ids[Length++] = token;
         CumulativeLogProbability += logProbability;
         Finished = token == endId || Generated >= outputLength || EndsWithStopWord();
+    }
+
+    /// <summary>
+    /// <c>output_ids</c>' raw bytes for a batch of one: prompt and every token so far, wrapping the
+    /// row's own append-only buffer (no copy; earlier responses keep their shorter slices).
+    /// </summary>
+    public ByteString WireIds()
+    {
+        if (_wire is null)
+        {
+            _wire = new byte[_ids.Length * sizeof(uint)];
+            for (var i = 0; i < Length; i++)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_wire.AsSpan(i * sizeof(uint)), _ids[i]);
+            }
+        }
+        return UnsafeByteOperations.UnsafeWrap(_wire.AsMemory(0, Length * sizeof(uint)));
     }
 
     private bool EndsWithStopWord()
@@ -202,7 +229,11 @@ internal sealed class FasterTransformerWork(ValidatedRequest request, ResponseSt
             maxLength = Math.Max(maxLength, row.Length);
             maxGenerated = Math.Max(maxGenerated, row.Generated);
         }
-        if (request.WantsOutput("output_ids"))
+        if (request.WantsOutput("output_ids") && batch == 1)
+        {
+            ResponseStream.AddOutput(response, "output_ids", TensorDataTypes.UInt32, rows[0].WireIds(), 1, 1, maxLength);
+        }
+        else if (request.WantsOutput("output_ids"))
         {
             var ids = new uint[batch * maxLength];
             for (var b = 0; b < batch; b++)

@@ -1,6 +1,7 @@
 using Gateway.Grpc.Tensors;
 using Microsoft.ML.Tokenizers;
 using Triton.Inference;
+using TritonEmulator.Models.TensorRtLlm;
 using TritonEmulator.Models.Text;
 using TritonEmulator.Scheduling;
 
@@ -13,7 +14,9 @@ namespace TritonEmulator.Models.Python;
 /// <c>SEQUENCE_LENGTH</c>, output <c>OUTPUT</c>), whatever the folder is called; any other Python
 /// model is UNAVAILABLE. Both tokenize with the tokenizer in <c>tokenizer_dir</c> (a Hugging Face
 /// byte-level BPE folder: <c>vocab.json</c> + <c>merges.txt</c>; relative to the model folder or
-/// absolute) and fall back to GPT-2 BPE, GPT-J's tokenizer, when the folder is not there.
+/// absolute) and fall back to GPT-2 BPE, GPT-J's tokenizer, when the folder is not there. When
+/// <c>tokenizer_dir</c> is a <c>.gguf</c> file or a folder holding one, they use that GGUF's own
+/// vocabulary (llama.cpp's tokenizer), the one the <c>tensorrt_llm</c> model runs on llama.cpp with.
 /// </summary>
 internal static class PythonModels
 {
@@ -25,7 +28,9 @@ internal static class PythonModels
         var tokenizer = ResolveTokenizer(definition, config, language);
         if (HasInput(config, "QUERY") && HasInput(config, "REQUEST_OUTPUT_LEN") && HasOutput(config, "INPUT_ID"))
         {
-            return new TrtLlmPreprocessing(config, tokenizer);
+            var addSpecial = config.Parameters.TryGetValue("add_special_tokens", out var add)
+                && add.StringValue.Equals("true", StringComparison.OrdinalIgnoreCase);
+            return new TrtLlmPreprocessing(config, tokenizer, addSpecial);
         }
         if (HasInput(config, "TOKENS_BATCH") && HasInput(config, "SEQUENCE_LENGTH") && HasOutput(config, "OUTPUT"))
         {
@@ -33,14 +38,19 @@ internal static class PythonModels
                 && skip.StringValue.Equals("false", StringComparison.OrdinalIgnoreCase));
             return new TrtLlmPostprocessing(config, tokenizer, skipSpecial);
         }
+        tokenizer.Dispose();
         throw new ModelLoadException(
             "the CPU engine has no Python runtime: only TensorRT-LLM's preprocessing and postprocessing models are served (natively, recognised by their tensors)");
     }
 
-    internal static Tokenizer ResolveTokenizer(ModelDefinition definition, ModelConfig config, TokenLanguageModel language)
+    internal static ITrtLlmTokenizer ResolveTokenizer(ModelDefinition definition, ModelConfig config, TokenLanguageModel language)
     {
         if (config.Parameters.TryGetValue(TokenizerDirParameter, out var p) && p.StringValue is { Length: > 0 } dir && !dir.StartsWith("${", StringComparison.Ordinal))
         {
+            if (GgufLocation.Find(dir, definition.Directory) is { } gguf)
+            {
+                return GgufTrtLlmTokenizer.Load(gguf);
+            }
             var path = Path.IsPathRooted(dir) || definition.Directory is null ? dir : Path.Combine(definition.Directory, dir);
             var vocab = Path.Combine(path, "vocab.json");
             var merges = Path.Combine(path, "merges.txt");
@@ -48,10 +58,10 @@ internal static class PythonModels
             {
                 using var vocabStream = File.OpenRead(vocab);
                 using var mergesStream = File.OpenRead(merges);
-                return CodeGenTokenizer.Create(vocabStream, mergesStream);
+                return new BpeTrtLlmTokenizer(CodeGenTokenizer.Create(vocabStream, mergesStream));
             }
         }
-        return language.Tokenizer;
+        return new BpeTrtLlmTokenizer(language.Tokenizer);
     }
 
     private static bool HasInput(ModelConfig config, string name) => config.Input.Any(i => i.Name == name);
@@ -60,8 +70,10 @@ internal static class PythonModels
 }
 
 /// <summary>A Python model's stand-in: instant, batched by the model's dynamic batcher like any other.</summary>
-internal abstract class NativePythonModel(ModelConfig config) : ISelfConfiguredBackend
+internal abstract class NativePythonModel(ModelConfig config, ITrtLlmTokenizer tokenizer) : ISelfConfiguredBackend
 {
+    protected ITrtLlmTokenizer Tokenizer => tokenizer;
+
     public ModelConfig CompletedConfig { get; } = config;
 
     public SchedulerSettings Scheduling { get; } = SchedulerSettings.FromConfig(config) with { Mode = BatchingMode.Static };
@@ -76,9 +88,7 @@ internal abstract class NativePythonModel(ModelConfig config) : ISelfConfiguredB
     /// <summary>Computes the one response of a request (throws <see cref="InferenceException"/> for bad input).</summary>
     protected abstract Func<ModelInferResponse> Run(ValidatedRequest request, ResponseStream responses);
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => tokenizer.Dispose();
 
     private sealed class OneShotWork(int batchSize, ResponseStream responses, Func<ModelInferResponse> run) : IScheduledWork
     {
@@ -108,7 +118,7 @@ internal abstract class NativePythonModel(ModelConfig config) : ISelfConfiguredB
 /// <c>OUT_END_ID</c> / <c>OUT_PAD_ID</c> from <c>END_ID</c> / <c>PAD_ID</c>, else the tokenizer's
 /// end of text; <c>EMBEDDING_BIAS</c> [B,0] (no bias words given).
 /// </summary>
-internal sealed class TrtLlmPreprocessing(ModelConfig config, Tokenizer tokenizer) : NativePythonModel(config)
+internal sealed class TrtLlmPreprocessing(ModelConfig config, ITrtLlmTokenizer tokenizer, bool addSpecialTokens) : NativePythonModel(config, tokenizer)
 {
     protected override Func<ModelInferResponse> Run(ValidatedRequest request, ResponseStream responses)
     {
@@ -128,14 +138,14 @@ internal sealed class TrtLlmPreprocessing(ModelConfig config, Tokenizer tokenize
         var width = 1;
         for (var b = 0; b < batch; b++)
         {
-            ids[b] = [.. tokenizer.EncodeToIds(texts[b])];
+            ids[b] = Tokenizer.Encode(texts[b], addSpecialTokens);
             if (ids[b].Length == 0)
             {
                 throw RequestValidator.Invalid($"{label} text_input[{b}] must not be empty");
             }
             width = Math.Max(width, ids[b].Length);
         }
-        var endIds = IdsOrDefault(request.Input("END_ID"), batch, TokenLanguageModel.EndOfText);
+        var endIds = IdsOrDefault(request.Input("END_ID"), batch, Tokenizer.EndId);
         var padIds = IdsOrDefault(request.Input("PAD_ID"), batch, endIds[0]);
         var outputLength = request.Input("REQUEST_OUTPUT_LEN")!;
         var stop = WordList(request.Input("STOP_WORDS_DICT"), batch);
@@ -212,7 +222,7 @@ internal sealed class TrtLlmPreprocessing(ModelConfig config, Tokenizer tokenize
                 {
                     continue;
                 }
-                var encoded = tokenizer.EncodeToIds(text).ToArray();
+                var encoded = Tokenizer.Encode(text, addSpecialTokens: false);
                 rows[b].Add(encoded);
                 total += encoded.Length;
             }
@@ -242,7 +252,7 @@ internal sealed class TrtLlmPreprocessing(ModelConfig config, Tokenizer tokenize
 /// model.py does (so a character split across two streamed responses decodes as U+FFFD), special
 /// tokens skipped when <c>skip_special_tokens</c> (the default).
 /// </summary>
-internal sealed class TrtLlmPostprocessing(ModelConfig config, Tokenizer tokenizer, bool skipSpecial) : NativePythonModel(config)
+internal sealed class TrtLlmPostprocessing(ModelConfig config, ITrtLlmTokenizer tokenizer, bool skipSpecial) : NativePythonModel(config, tokenizer)
 {
     protected override Func<ModelInferResponse> Run(ValidatedRequest request, ResponseStream responses)
     {
@@ -261,13 +271,9 @@ internal sealed class TrtLlmPostprocessing(ModelConfig config, Tokenizer tokeniz
             ids.Clear();
             for (var i = 0; i < length; i++)
             {
-                var id = tokens.Int32((long)row * width + i);
-                if (!(skipSpecial && id == TokenLanguageModel.EndOfText))
-                {
-                    ids.Add(id);
-                }
+                ids.Add(tokens.Int32((long)row * width + i));
             }
-            texts[row] = ids.Count == 0 ? "" : tokenizer.Decode(ids) ?? "";
+            texts[row] = Tokenizer.Decode(ids, skipSpecial);
         }
         return () =>
         {

@@ -1,5 +1,6 @@
 using Gateway.Grpc.Tensors;
 using Triton.Inference;
+using Microsoft.Extensions.Logging;
 using TritonEmulator.Metrics;
 using TritonEmulator.Models.Text;
 using TritonEmulator.Scheduling;
@@ -16,12 +17,20 @@ namespace TritonEmulator.Models.TensorRtLlm;
 /// <c>exclude_input_in_output</c>). The end id is never part of the output; a stop word is.
 /// In-flight batching over a paged KV cache: a request joins when the blocks for its prompt and all
 /// its output are free (<c>guaranteed_no_evict</c>), sequences join and leave at every iteration.
-/// The tokens come from the shipped token model (GPT-2 ids, GPT-J's vocabulary).
+/// The tokens come from the shipped token model (GPT-2 ids, GPT-J's vocabulary) on the timing engine,
+/// or from llama.cpp when <c>gpt_model_path</c> names a GGUF file or a folder holding one
+/// (<see cref="TensorRtLlmLlamaEngine"/>). Sampling inputs: <c>temperature</c>, <c>runtime_top_k</c>,
+/// <c>runtime_top_p</c>, <c>repetition_penalty</c>, <c>presence_penalty</c>, <c>frequency_penalty</c>,
+/// <c>min_tokens</c> (the end id cannot come before, default 1 as in TensorRT-LLM), <c>seed</c>;
+/// <c>len_penalty</c> and <c>early_stopping</c> only act in beam search, so with beam width 1 they change
+/// nothing (as in TensorRT-LLM); a <c>beam_width</c> above the configured <c>max_beam_width</c> (1) is refused.
 /// </summary>
 internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecution, IObservedBackend
 {
     public const string BackendName = "tensorrtllm";
     public const string ExcludeInputParameter = "exclude_input_in_output";
+    public const string ThreadsParameter = "emulator_threads";
+    public const string MaxBeamWidthParameter = "max_beam_width";
 
     private readonly TokenLanguageModel _language;
     private readonly TritonMetrics _metrics;
@@ -29,19 +38,50 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
     private readonly bool _decoupled;
     private readonly bool _excludeInputByDefault;
     private readonly PromptBlockCache? _reuse;
+    private readonly TensorRtLlmLlamaEngine? _llama;
     private TensorRtLlmStatistics? _statistics;
 
-    public TensorRtLlmModel(ModelConfig config, TokenLanguageModel language, string? globalProfile, TritonMetrics metrics, TimeProvider time)
+    private TensorRtLlmModel(ModelConfig config, TokenLanguageModel language, string? globalProfile, TritonMetrics metrics, TimeProvider time,
+        ModelDefinition definition, ILogger logger)
     {
         _language = language;
         _metrics = metrics;
         _time = time;
         CompletedConfig = config;
+        if (TensorRtLlmEngineSettings.Parameter(config, MaxBeamWidthParameter) is { } beams && beams != "1")
+        {
+            throw new ModelLoadException($"parameter '{MaxBeamWidthParameter}' is {beams}: the CPU engine samples one beam (max_beam_width 1)");
+        }
         var profile = TimingProfile.ForModel(config, globalProfile);
         Engine = TensorRtLlmEngineSettings.FromConfig(config, profile.KvCapacityTokens);
-        Timing = profile with { KvCapacityTokens = (long)Engine.MaxBlocks * Engine.TokensPerBlock };
         var v1 = TensorRtLlmEngineSettings.Parameter(config, TensorRtLlmEngineSettings.BatchingTypeParameter) is "V1" or "v1";
         Scheduling = SchedulerSettings.FromConfig(config) with { Mode = v1 ? BatchingMode.Static : BatchingMode.Inflight };
+        var kvTokens = (long)Engine.MaxBlocks * Engine.TokensPerBlock;
+        var gguf = GgufLocation.Find(TensorRtLlmEngineSettings.Parameter(config, TensorRtLlmEngineSettings.ModelPathParameter), definition.Directory);
+        if (gguf is null)
+        {
+            Timing = profile with { KvCapacityTokens = kvTokens };
+        }
+        else
+        {
+            if (v1)
+            {
+                throw new ModelLoadException("gpt_model_type V1 (static batching) is not supported on llama.cpp: use inflight_fused_batching");
+            }
+            var threads = TensorRtLlmEngineSettings.Parameter(config, ThreadsParameter) is { } t
+                ? int.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ModelLoadException($"parameter '{ThreadsParameter}' must be a positive integer, got '{t}'")
+                : (int?)null;
+            _llama = TensorRtLlmLlamaEngine.Load(gguf, Engine, Scheduling.MaxBatchSize, threads, logger);
+            // Real compute: the iteration costs what llama.cpp takes, no emulated GPU time or memory.
+            Timing = TimingProfile.ZeroLatency with
+            {
+                Name = "llama.cpp-cpu",
+                KvCapacityTokens = kvTokens,
+                GpuMemoryTotalBytes = 0,
+                WeightsBytes = 0,
+                KvBytesPerToken = 0,
+            };
+        }
         _decoupled = config.ModelTransactionPolicy?.Decoupled == true;
         _excludeInputByDefault = TensorRtLlmEngineSettings.Parameter(config, ExcludeInputParameter) is { } exclude
             && exclude.Equals("true", StringComparison.OrdinalIgnoreCase);
@@ -56,11 +96,20 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
 
     public TensorRtLlmEngineSettings Engine { get; }
 
+    /// <summary>Whether the model runs on the timing engine's emulated GPU (not on llama.cpp).</summary>
+    public bool OnTimingEngine => _llama is null;
+
+    /// <summary>The GGUF file llama.cpp runs, or null on the timing engine.</summary>
+    public string? GgufPath => _llama?.Path;
+
     public ITextGeneration? TextGeneration => null;
 
-    public void Dispose()
-    {
-    }
+    /// <summary>The <c>tensorrt_llm</c> model: on llama.cpp when <c>gpt_model_path</c> names a GGUF, else on the timing engine.</summary>
+    public static TensorRtLlmModel Load(ModelDefinition definition, ModelConfig config, TokenLanguageModel language, string? globalProfile,
+        TritonMetrics metrics, TimeProvider time, ILogger logger) =>
+        new(config, language, globalProfile, metrics, time, definition, logger);
+
+    public void Dispose() => _llama?.Dispose();
 
     public ISchedulerObserver Observe(ISchedulerObserver inner, string model, string version)
     {
@@ -103,9 +152,13 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
         for (var b = 0; b < batch; b++)
         {
             var beams = Int(request, "beam_width", b, batch, 1);
-            if (beams != 1)
+            if (beams > 1)
             {
-                throw RequestValidator.Invalid($"{label} Requested beam width ({beams}) is larger than configured max beam width (1)");
+                throw RequestValidator.Invalid($"{label} Requested beam width {beams} is larger than configured max beam width 1");
+            }
+            if (beams < 1)
+            {
+                throw RequestValidator.Invalid($"{label} beam_width must be at least 1, got {beams}");
             }
             if (Int(request, "num_return_sequences", b, batch, 1) is var sequences and not 1)
             {
@@ -136,12 +189,28 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
                 (uint)Math.Max(0, Int(request, "runtime_top_k", b, batch, 0)),
                 Float(request, "runtime_top_p", b, batch, 0f),
                 Float(request, "temperature", b, batch, 1f),
-                Float(request, "repetition_penalty", b, batch, 1f));
+                Float(request, "repetition_penalty", b, batch, 1f))
+            {
+                PresencePenalty = Float(request, "presence_penalty", b, batch, 0f),
+                FrequencyPenalty = Float(request, "frequency_penalty", b, batch, 0f),
+            };
+            if (settings.Temperature < 0f || settings.RepetitionPenalty <= 0f || settings.TopP is < 0f or > 1f)
+            {
+                throw RequestValidator.Invalid($"{label} temperature must be >= 0, repetition_penalty > 0 and runtime_top_p in [0, 1]");
+            }
+            var minTokens = Int(request, "min_tokens", b, batch, 1);
+            if (minTokens < 0)
+            {
+                throw RequestValidator.Invalid($"{label} min_tokens must not be negative, got {minTokens}");
+            }
             var seed = request.Input("seed") is { } seedTensor ? seedTensor.UInt64(PerRow(seedTensor, b, batch)) : SplitMix64.SeedFrom(prompt);
             var endId = Int(request, "end_id", b, batch, TokenLanguageModel.EndOfText);
             var badWords = WordLists.Decode(request.Input("bad_words_list"), b, label, "bad_words_list");
             var stopWords = WordLists.Decode(request.Input("stop_words_list"), b, label, "stop_words_list");
-            rows[b] = new TensorRtLlmRow(prompt, outputLength, endId, stopWords, new TokenSampler(_language, settings, seed, badWords));
+            ITensorRtLlmSampler sampler = _llama is null
+                ? new TokenModelSampler(new TokenSampler(_language, settings, seed, badWords))
+                : _llama.CreateSampler(settings, seed, badWords);
+            rows[b] = new TensorRtLlmRow(prompt, outputLength, endId, minTokens, stopWords, sampler);
         }
         return new TensorRtLlmWork(this, request, responses, rows, streaming, exclude);
     }
@@ -149,6 +218,7 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
     /// <summary>One in-flight iteration: the batch manager's statistics for the requests in it.</summary>
     public void Execute(IReadOnlyList<IScheduledWork> works)
     {
+        _llama?.Execute(works);
         int context = 0, used = 0;
         long contextTokens = 0;
         foreach (var item in works)
@@ -248,8 +318,11 @@ internal sealed class PromptBlockCache(int capacity)
     }
 }
 
-/// <summary>One sequence: prompt + generated ids and log-probs; ends at the end id (not kept), a stop word (kept) or the output length.</summary>
-internal sealed class TensorRtLlmRow(uint[] prompt, int outputLength, int endId, IReadOnlyList<int[]> stopWords, TokenSampler sampler)
+/// <summary>
+/// One sequence: prompt + generated ids and log-probs; ends at the end id (not kept, and never before
+/// <c>min_tokens</c> tokens), a stop word (kept) or the output length.
+/// </summary>
+internal sealed class TensorRtLlmRow(uint[] prompt, int outputLength, int endId, int minTokens, IReadOnlyList<int[]> stopWords, ITensorRtLlmSampler sampler)
 {
     private readonly uint[] _ids = Initial(prompt, outputLength);
     private readonly float[] _logProbs = new float[outputLength];
@@ -274,24 +347,49 @@ internal sealed class TensorRtLlmRow(uint[] prompt, int outputLength, int endId,
 
     public int EndId => endId;
 
-    /// <summary>Generates one token; returns false when the row was done or produced its end id.</summary>
+    /// <summary>Adds this iteration's tokens to the shared llama.cpp batch (nothing on the timing engine).</summary>
+    public void Prepare(LLama.Native.LLamaBatch batch)
+    {
+        if (!Finished)
+        {
+            sampler.Prepare(batch, Ids, PromptLength);
+        }
+    }
+
+    /// <summary>Generates one token; returns false when the row was done, produced its end id or only decoded a prompt chunk.</summary>
     public bool Step()
     {
         if (Finished)
         {
             return false;
         }
-        var token = sampler.Next(Ids, out var logProbability);
+        var suppressed = Generated < minTokens ? endId : -1;
+        if (!sampler.TryNext(Ids, PromptLength, suppressed, out var token, out var logProbability))
+        {
+            return false;
+        }
         if (token == endId)
         {
-            Finished = true;
+            Finish();
             return false;
         }
         _logProbs[Generated] = logProbability;
         _ids[Length++] = (uint)token;
         CumulativeLogProbability += logProbability;
-        Finished = Generated >= outputLength || EndsWithStopWord();
+        if (Generated >= outputLength || EndsWithStopWord())
+        {
+            Finish();
+        }
         return true;
+    }
+
+    /// <summary>Ends the row where it is (its request failed or was cancelled) and gives back what it holds.</summary>
+    public void Release() => sampler.Release();
+
+    private void Finish()
+    {
+        Finished = true;
+        sampler.Release();
     }
 
     private bool EndsWithStopWord()
@@ -352,6 +450,15 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
         return blocks;
     }
 
+    /// <summary>Adds every running row's tokens for this iteration to the shared llama.cpp batch.</summary>
+    public void Prepare(LLama.Native.LLamaBatch batch)
+    {
+        foreach (var row in rows)
+        {
+            row.Prepare(batch);
+        }
+    }
+
     public bool Step()
     {
         if (!Started)
@@ -363,11 +470,20 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
             }
         }
         var finished = true;
+        var progressed = false;
         for (var b = 0; b < rows.Length; b++)
         {
-            _newFrom[b] = rows[b].Length;
-            rows[b].Step();
-            finished &= rows[b].Finished;
+            var row = rows[b];
+            var wasFinished = row.Finished;
+            _newFrom[b] = row.Length;
+            row.Step();
+            finished &= row.Finished;
+            progressed |= row.Length > _newFrom[b] || row.Finished != wasFinished;
+        }
+        if (!progressed)
+        {
+            // Only prompt chunks went through the model this iteration (llama.cpp): nothing to send yet.
+            return false;
         }
         if (streaming)
         {
@@ -388,7 +504,14 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
         return finished;
     }
 
-    public void Fail(InferenceException error) => responses.Fail(error);
+    public void Fail(InferenceException error)
+    {
+        foreach (var row in rows)
+        {
+            row.Release();
+        }
+        responses.Fail(error);
+    }
 
     private ModelInferResponse Build(bool newOnly)
     {

@@ -3,6 +3,12 @@ namespace TritonEmulator.Models.Text;
 /// <summary>Sampling settings of one row (FasterTransformer's runtime inputs).</summary>
 internal readonly record struct SamplingSettings(uint TopK, float TopP, float Temperature, float RepetitionPenalty)
 {
+    /// <summary>Subtracted once from the logit of every token already generated (TensorRT-LLM's, additive like OpenAI's).</summary>
+    public float PresencePenalty { get; init; }
+
+    /// <summary>Subtracted from a token's logit once per time it was generated.</summary>
+    public float FrequencyPenalty { get; init; }
+
     /// <summary>FasterTransformer samples greedily when both top-k and top-p are 0; a near-zero temperature is greedy too.</summary>
     public bool IsGreedy => (TopK == 0 && TopP <= 0f) || TopK == 1 || Temperature < 1e-4f;
 }
@@ -13,17 +19,33 @@ internal readonly record struct SamplingSettings(uint TopK, float TopP, float Te
 /// </summary>
 internal sealed class TokenSampler(TokenLanguageModel model, SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords)
 {
+    private const double UnigramBackoff = 20.0;
+
     private SplitMix64 _random = new(seed);
     private int[] _tokens = new int[64];
     private double[] _scores = new double[64];
 
     /// <summary>Chooses the next token after <paramref name="sequence"/>; <paramref name="logProbability"/> is its log-probability.</summary>
-    public int Next(ReadOnlySpan<uint> sequence, out float logProbability)
+    public int Next(ReadOnlySpan<uint> sequence, out float logProbability) => Next(sequence, sequence.Length, -1, out logProbability);
+
+    /// <summary>
+    /// Chooses the next token after <paramref name="sequence"/>, whose generated tokens start at
+    /// <paramref name="generatedFrom"/> (presence and frequency penalties count those); the token
+    /// <paramref name="suppressed"/> (an end id before <c>min_tokens</c>, or -1) is never chosen.
+    /// </summary>
+    public int Next(ReadOnlySpan<uint> sequence, int generatedFrom, int suppressed, out float logProbability)
     {
-        var count = Fill(model.Next(sequence), sequence);
+        var generated = sequence[Math.Min(generatedFrom, sequence.Length)..];
+        var count = Fill(model.Next(sequence), sequence, generated, suppressed, 0, 0);
         if (count == 0)
         {
-            count = Fill(model.Unigrams, sequence);
+            count = Fill(model.Unigrams, sequence, generated, suppressed, 0, 0);
+        }
+        else if (settings.PresencePenalty != 0f || settings.FrequencyPenalty != 0f)
+        {
+            // The continuations seen after this context may all be penalised: back off to every token
+            // of the corpus (a unigram logit far below), as a real model's full vocabulary would.
+            count = Fill(model.Unigrams, sequence, generated, suppressed, count, UnigramBackoff);
         }
         if (count == 0)
         {
@@ -84,25 +106,30 @@ internal sealed class TokenSampler(TokenLanguageModel model, SamplingSettings se
         return _tokens[chosen];
     }
 
-    private int Fill(TokenLanguageModel.Candidates candidates, ReadOnlySpan<uint> sequence)
+    /// <summary>Appends the candidates after the first <paramref name="known"/> (skipping those already there), their logits lowered by <paramref name="backoff"/>.</summary>
+    private int Fill(TokenLanguageModel.Candidates candidates, ReadOnlySpan<uint> sequence, ReadOnlySpan<uint> generated, int suppressed, int known, double backoff)
     {
-        if (_tokens.Length < candidates.Tokens.Length)
+        if (_tokens.Length < known + candidates.Tokens.Length)
         {
-            _tokens = new int[candidates.Tokens.Length];
-            _scores = new double[candidates.Tokens.Length];
+            Array.Resize(ref _tokens, known + candidates.Tokens.Length);
+            Array.Resize(ref _scores, known + candidates.Tokens.Length);
         }
-        var count = 0;
+        var count = known;
         for (var i = 0; i < candidates.Tokens.Length; i++)
         {
             var token = candidates.Tokens[i];
-            if (IsBanned(token, sequence))
+            if (token == suppressed || IsBanned(token, sequence) || (known > 0 && _tokens.AsSpan(0, known).Contains(token)))
             {
                 continue;
             }
-            var logit = Math.Log(candidates.Counts[i]) + 1.0;
+            var logit = Math.Log(candidates.Counts[i]) + 1.0 - backoff;
             if (settings.RepetitionPenalty > 0f && settings.RepetitionPenalty != 1f && sequence.Contains((uint)token))
             {
                 logit = logit > 0 ? logit / settings.RepetitionPenalty : logit * settings.RepetitionPenalty;
+            }
+            if ((settings.PresencePenalty != 0f || settings.FrequencyPenalty != 0f) && generated.Count((uint)token) is var times and > 0)
+            {
+                logit -= settings.PresencePenalty + settings.FrequencyPenalty * times;
             }
             _tokens[count] = token;
             _scores[count] = logit;

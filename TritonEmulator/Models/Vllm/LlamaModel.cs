@@ -52,9 +52,11 @@ internal sealed class LlamaModel : IDisposable
 
     /// <summary>
     /// Loads a GGUF file and creates its context. <paramref name="contextSize"/> (tokens per sequence)
-    /// 0 means the model's trained context, capped at <paramref name="defaultContextCap"/>.
+    /// 0 means the model's trained context, capped at <paramref name="defaultContextCap"/>. The KV cache
+    /// holds that many tokens per sequence, or <paramref name="totalKvTokens"/> shared by all of them
+    /// when given (TensorRT-LLM's paged KV cache: its size is the engine's, not per sequence).
     /// </summary>
-    public static LlamaModel Load(string path, int contextSize, int defaultContextCap, int maxContexts, int? threads, ILogger logger)
+    public static LlamaModel Load(string path, int contextSize, int defaultContextCap, int maxContexts, int? threads, ILogger logger, long? totalKvTokens = null)
     {
         LlamaNative.EnsureConfigured();
         var parameters = new ModelParams(path)
@@ -79,7 +81,7 @@ internal sealed class LlamaModel : IDisposable
         {
             var trained = weights.ContextSize;
             var perSequence = contextSize > 0 ? contextSize : Math.Min(trained > 0 ? trained : defaultContextCap, defaultContextCap);
-            parameters.ContextSize = (uint)((long)perSequence * maxContexts);
+            parameters.ContextSize = (uint)(totalKvTokens ?? (long)perSequence * maxContexts);
             var context = weights.CreateContext(parameters, logger);
             return new LlamaModel(weights, context, perSequence, maxContexts);
         }

@@ -189,7 +189,7 @@ internal sealed class VllmWork : IScheduledWork
     }
 
     /// <summary>log p(token) under the model's own distribution (before temperature and filters).</summary>
-    private static float LogSoftmax(ReadOnlySpan<float> logits, int token)
+    internal static float LogSoftmax(ReadOnlySpan<float> logits, int token)
     {
         var max = float.NegativeInfinity;
         foreach (var l in logits)

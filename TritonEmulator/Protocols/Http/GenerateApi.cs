@@ -9,7 +9,9 @@ namespace TritonEmulator.Protocols.Http;
 /// <summary>
 /// Triton's generate extension: <c>/generate</c> returns one JSON, <c>/generate_stream</c> one SSE
 /// <c>data: {json}</c> event per response, flushed at once. Errors before the first event are JSON
-/// with a 4xx status; later ones are an <c>{"error": …}</c> event.
+/// with a 4xx status; later ones are an <c>{"error": …}</c> event. A model with its own text contract
+/// (FasterTransformer, vLLM) maps the prompt through it; any other (the TensorRT-LLM ensemble) gets
+/// Triton's generic mapping of JSON keys to input tensors and output tensors to JSON keys (<see cref="GenerateTensors"/>).
 /// </summary>
 internal static class GenerateApi
 {
@@ -19,7 +21,13 @@ internal static class GenerateApi
         (ServedModel Model, GenerateInput Input, ITextGeneration Generation) call;
         try
         {
-            call = await PrepareAsync(server, modelName, version, context.Request);
+            var (model, body) = await ReadAsync(server, modelName, version, context.Request);
+            if (model.Backend?.TextGeneration is null)
+            {
+                await GenerateTensorsAsync(server, model, GenerateTensors.CreateRequest(model, modelName, version, body), context);
+                return;
+            }
+            call = Prepare(model, body);
         }
         catch (InferenceException exception)
         {
@@ -59,7 +67,13 @@ internal static class GenerateApi
         bool hasFirst;
         try
         {
-            call = await PrepareAsync(server, modelName, version, context.Request);
+            var (model, body) = await ReadAsync(server, modelName, version, context.Request);
+            if (model.Backend?.TextGeneration is null)
+            {
+                await GenerateTensorsStreamAsync(server, model, GenerateTensors.CreateRequest(model, modelName, version, body), context);
+                return;
+            }
+            call = Prepare(model, body);
             var created = call.Generation.Create(call.Input);
             created.Request.ModelName = modelName;
             created.Request.ModelVersion = version;
@@ -97,11 +111,9 @@ internal static class GenerateApi
         }
     }
 
-    private static async Task<(ServedModel, GenerateInput, ITextGeneration)> PrepareAsync(InferenceServer server, string modelName, string version, HttpRequest request)
+    private static async Task<(ServedModel Model, JsonElement Body)> ReadAsync(InferenceServer server, string modelName, string version, HttpRequest request)
     {
         var model = server.GetReadyModel(modelName, version);
-        var generation = model.Backend?.TextGeneration
-            ?? throw RequestValidator.Invalid($"model '{modelName}' has no text-in/text-out contract for the generate extension");
         JsonElement body;
         try
         {
@@ -116,6 +128,75 @@ internal static class GenerateApi
         {
             throw RequestValidator.Invalid("the request body must be a JSON object");
         }
+        return (model, body);
+    }
+
+    /// <summary>
+    /// <c>/generate</c> with the generic mapping: exactly one response (a flag-only final one does not
+    /// count), else Triton's error object; as in Triton the status is already 200 when that is known.
+    /// </summary>
+    private static async Task GenerateTensorsAsync(InferenceServer server, ServedModel model, ModelInferRequest request, HttpContext context)
+    {
+        var cancellationToken = context.RequestAborted;
+        var responses = new List<ModelInferResponse>(1);
+        try
+        {
+            await foreach (var response in server.InferAsync(model, request, cancellationToken))
+            {
+                if (GenerateTensors.HasOutputs(response))
+                {
+                    responses.Add(response);
+                }
+            }
+        }
+        catch (InferenceException exception)
+        {
+            await WriteErrorAsync(context, exception);
+            return;
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(
+            responses.Count == 1 ? GenerateTensors.ResponseJson(responses[0]) : ErrorJson(GenerateTensors.NotOneResponse), cancellationToken);
+    }
+
+    /// <summary><c>/generate_stream</c> with the generic mapping: one SSE event per response that has outputs.</summary>
+    private static async Task GenerateTensorsStreamAsync(InferenceServer server, ServedModel model, ModelInferRequest request, HttpContext context)
+    {
+        var cancellationToken = context.RequestAborted;
+        await using var responses = server.InferAsync(model, request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        bool more;
+        try
+        {
+            // Validation and queueing happen on the first move: their errors still get a JSON status.
+            more = await responses.MoveNextAsync();
+        }
+        catch (InferenceException exception)
+        {
+            await WriteErrorAsync(context, exception);
+            return;
+        }
+        context.Response.ContentType = "text/event-stream; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-cache";
+        await context.Response.StartAsync(cancellationToken);
+        try
+        {
+            for (; more; more = await responses.MoveNextAsync())
+            {
+                if (GenerateTensors.HasOutputs(responses.Current))
+                {
+                    await WriteEventAsync(context, GenerateTensors.ResponseJson(responses.Current), cancellationToken);
+                }
+            }
+        }
+        catch (InferenceException exception)
+        {
+            await WriteEventAsync(context, ErrorJson(exception.Message), cancellationToken);
+        }
+    }
+
+    private static (ServedModel, GenerateInput, ITextGeneration) Prepare(ServedModel model, JsonElement body)
+    {
+        var generation = model.Backend!.TextGeneration!;
         var parameters = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         string? text = null;
         var id = "";

@@ -161,7 +161,7 @@ internal static class KServeHttpApi
         return request;
     }
 
-    private static InferParameter ToParameter(JsonNode? value) => value?.GetValueKind() switch
+    internal static InferParameter ToParameter(JsonNode? value) => value?.GetValueKind() switch
     {
         JsonValueKind.True or JsonValueKind.False => new InferParameter { BoolParam = value.GetValue<bool>() },
         JsonValueKind.Number when value.AsValue().TryGetValue<long>(out var l) => new InferParameter { Int64Param = l },
@@ -169,7 +169,7 @@ internal static class KServeHttpApi
         _ => new InferParameter { StringParam = value?.ToString() ?? "" },
     };
 
-    private static void Flatten(JsonNode? node, List<JsonNode> values)
+    internal static void Flatten(JsonNode? node, List<JsonNode> values)
     {
         if (node is JsonArray array)
         {
@@ -184,7 +184,7 @@ internal static class KServeHttpApi
         }
     }
 
-    private static InferTensorContents ToContents(string datatype, List<JsonNode> values, string name)
+    internal static InferTensorContents ToContents(string datatype, List<JsonNode> values, string name)
     {
         var contents = new InferTensorContents();
         try
@@ -212,24 +212,30 @@ internal static class KServeHttpApi
         return contents;
     }
 
+    /// <summary>A raw output tensor's elements as JSON values (the types the emulator's models produce).</summary>
+    internal static JsonArray Data(string datatype, ReadOnlySpan<byte> raw)
+    {
+        var data = new JsonArray();
+        switch (datatype)
+        {
+            case TensorDataTypes.UInt32: foreach (var v in TensorCodec.DecodeUInt32(raw)) { data.Add(v); } break;
+            case TensorDataTypes.Int32: foreach (var v in TensorCodec.DecodeInt32(raw)) { data.Add(v); } break;
+            case TensorDataTypes.UInt64: foreach (var v in TensorCodec.DecodeUInt64(raw)) { data.Add(v); } break;
+            case TensorDataTypes.Int64: foreach (var v in TensorCodec.DecodeInt64(raw)) { data.Add(v); } break;
+            case TensorDataTypes.Fp32: foreach (var v in TensorCodec.DecodeFloat32(raw)) { data.Add(v); } break;
+            case TensorDataTypes.Bool: foreach (var v in TensorCodec.DecodeBool(raw)) { data.Add(v); } break;
+            case TensorDataTypes.Bytes: foreach (var v in TensorCodec.DecodeStrings(raw)) { data.Add(v); } break;
+        }
+        return data;
+    }
+
     private static JsonObject ToJson(ModelInferResponse response)
     {
         var outputs = new JsonArray();
         for (var i = 0; i < response.Outputs.Count; i++)
         {
             var output = response.Outputs[i];
-            var raw = response.RawOutputContents[i].Span;
-            var data = new JsonArray();
-            switch (output.Datatype)
-            {
-                case TensorDataTypes.UInt32: foreach (var v in TensorCodec.DecodeUInt32(raw)) { data.Add(v); } break;
-                case TensorDataTypes.Int32: foreach (var v in TensorCodec.DecodeInt32(raw)) { data.Add(v); } break;
-                case TensorDataTypes.UInt64: foreach (var v in TensorCodec.DecodeUInt64(raw)) { data.Add(v); } break;
-                case TensorDataTypes.Int64: foreach (var v in TensorCodec.DecodeInt64(raw)) { data.Add(v); } break;
-                case TensorDataTypes.Fp32: foreach (var v in TensorCodec.DecodeFloat32(raw)) { data.Add(v); } break;
-                case TensorDataTypes.Bool: foreach (var v in TensorCodec.DecodeBool(raw)) { data.Add(v); } break;
-                case TensorDataTypes.Bytes: foreach (var v in TensorCodec.DecodeStrings(raw)) { data.Add(v); } break;
-            }
+            var data = Data(output.Datatype, response.RawOutputContents[i].Span);
             var shape = new JsonArray();
             foreach (var dim in output.Shape)
             {

@@ -44,13 +44,17 @@ public abstract class OpenAiSdkContractTests
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
 
-    private async Task<(string Text, ChatFinishReason? Finish, ChatTokenUsage? Usage, int Updates)> StreamAsync(ChatCompletionOptions options, string? model = null)
+    private Task<(string Text, ChatFinishReason? Finish, ChatTokenUsage? Usage, int Updates)> StreamAsync(ChatCompletionOptions options, string? model = null) =>
+        StreamChatAsync(Client(model), _engine.ChatPrompt, options);
+
+    /// <summary>Streams one user message with the official SDK: the text, finish reason, usage and how many updates came.</summary>
+    internal static async Task<(string Text, ChatFinishReason? Finish, ChatTokenUsage? Usage, int Updates)> StreamChatAsync(ChatClient client, string prompt, ChatCompletionOptions options)
     {
         var text = new StringBuilder();
         ChatFinishReason? finish = null;
         ChatTokenUsage? usage = null;
         var updates = 0;
-        await foreach (var update in Client(model).CompleteChatStreamingAsync([new UserChatMessage(_engine.ChatPrompt)], options))
+        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage(prompt)], options))
         {
             updates++;
             foreach (var part in update.ContentUpdate)

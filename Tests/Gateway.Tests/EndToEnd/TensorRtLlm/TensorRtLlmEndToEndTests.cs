@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
+using Gateway.Tests.EndToEnd.Contracts;
 using Gateway.Tests.Functional;
 
 namespace Gateway.Tests.EndToEnd.TensorRtLlm;
@@ -77,6 +79,55 @@ public sealed class TensorRtLlmEndToEndTests(TensorRtLlmHost host) : IClassFixtu
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var error = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
         Assert.Equal(("unsupported_parameter", "logprobs"), (error.GetProperty("code").GetString(), error.GetProperty("param").GetString()));
+    }
+
+    [Fact]
+    public async Task Completions_StreamedOrNot_AreTheEnginesGreedyAnswerWithExactUsage()
+    {
+        const string prompt = "The weather today is";
+        var expected = await ((IContractEngine)host).GreedyAsync(prompt, 16, []);
+        Assert.True(expected.CompletionTokens > 3, expected.Text);
+
+        using var whole = Post("v1/completions", new { model = TensorRtLlmHost.Model, prompt, temperature = 0, max_tokens = 16 });
+        using var wholeResponse = await host.Gateway.Http.SendAsync(whole);
+        var body = await wholeResponse.Content.ReadAsStringAsync();
+        Assert.True(wholeResponse.StatusCode == HttpStatusCode.OK, body);
+        var root = JsonDocument.Parse(body).RootElement;
+        var choice = root.GetProperty("choices")[0];
+        Assert.Equal(expected.Text, choice.GetProperty("text").GetString());
+        Assert.Equal(expected.FinishReason, choice.GetProperty("finish_reason").GetString());
+        Assert.Equal(expected.PromptTokens, root.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(expected.CompletionTokens, root.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+
+        using var streamed = Post("v1/completions", new { model = TensorRtLlmHost.Model, prompt, temperature = 0, max_tokens = 16, stream = true, stream_options = new { include_usage = true } });
+        using var streamResponse = await host.Gateway.Http.SendAsync(streamed, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, streamResponse.StatusCode);
+        using var sse = new SseReader(await streamResponse.Content.ReadAsStreamAsync());
+        var events = await sse.ReadAllAsync();
+        Assert.Equal("[DONE]", events[^1]);
+        var text = new StringBuilder();
+        var deltas = 0;
+        string? finish = null;
+        JsonElement? usage = null;
+        foreach (var chunk in events[..^1].Select(Functional.Json.Parse))
+        {
+            if (chunk.GetProperty("choices").GetArrayLength() > 0)
+            {
+                var piece = chunk.GetProperty("choices")[0].GetProperty("text").GetString()!;
+                deltas += piece.Length > 0 ? 1 : 0;
+                text.Append(piece);
+                finish = chunk.GetProperty("choices")[0].GetProperty("finish_reason").GetString() ?? finish;
+            }
+            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
+            {
+                usage = u;
+            }
+        }
+        Assert.Equal(expected.Text, text.ToString());
+        Assert.True(deltas > 3, $"expected streamed deltas, got {deltas}");
+        Assert.Equal(expected.FinishReason, finish);
+        Assert.Equal(expected.PromptTokens, usage!.Value.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(expected.CompletionTokens, usage.Value.GetProperty("completion_tokens").GetInt32());
     }
 
     private async Task<ulong> SuccessCountAsync(string model)

@@ -36,18 +36,7 @@ public sealed class TensorRtLlmHost : IAsyncLifetime, IContractEngine
 
     public async Task InitializeAsync()
     {
-        Emulator = EmulatorApplication.Build([], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Emulator:HttpPort"] = "0",
-                ["Emulator:GrpcPort"] = "0",
-                ["Emulator:MetricsPort"] = "0",
-                ["Emulator:ListenAddress"] = "127.0.0.1",
-                ["Emulator:ModelRepository"] = Path.Combine(Path.GetDirectoryName(EmulatorHost.FindModels())!, "models-trtllm"),
-            });
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        });
+        Emulator = BuildEmulator(ShippedRepository);
         await Emulator.StartAsync();
         Endpoints = Emulator.GetEndpoints();
         TritonChannel = GrpcChannel.ForAddress(Endpoints.Grpc);
@@ -68,6 +57,23 @@ public sealed class TensorRtLlmHost : IAsyncLifetime, IContractEngine
         }
         Gateway = await GatewayHost.StartAsync(Endpoints.Grpc, settings);
     }
+
+    /// <summary>The shipped <c>models-trtllm/</c> folder.</summary>
+    internal static string ShippedRepository => Path.Combine(Path.GetDirectoryName(EmulatorHost.FindModels())!, "models-trtllm");
+
+    /// <summary>A real TritonEmulator on loopback port 0 serving <paramref name="repository"/>.</summary>
+    internal static WebApplication BuildEmulator(string repository) => EmulatorApplication.Build([], builder =>
+    {
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Emulator:HttpPort"] = "0",
+            ["Emulator:GrpcPort"] = "0",
+            ["Emulator:MetricsPort"] = "0",
+            ["Emulator:ListenAddress"] = "127.0.0.1",
+            ["Emulator:ModelRepository"] = repository,
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+    });
 
     public async Task DisposeAsync()
     {

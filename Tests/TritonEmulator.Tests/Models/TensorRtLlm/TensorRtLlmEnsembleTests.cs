@@ -112,6 +112,58 @@ public sealed class TensorRtLlmEnsembleTests
         Assert.True(stopped.Length < free.Length);
     }
 
+    private static ModelInferRequest With(ModelInferRequest request, string name, string datatype, ByteString raw)
+    {
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
+        tensor.Shape.Add([1, 1]);
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(raw);
+        return request;
+    }
+
+    [Fact]
+    public async Task MinTokens_OnTheTimingEngine_KeepsTheEndIdAwayUntilReached()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        await stream.SendAsync(Ensemble("free", "The weather today is", 12, stream: false));
+        await stream.WaitUntilAsync(s => s.IsFinished("free"));
+        var free = Text(Assert.Single(stream.ResponsesFor("free")));
+        var ids = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForModel("gpt2").EncodeToIds(free).ToList();
+        Assert.True(ids.Count > 6, free);
+        // The 4th token of the free answer as the end id: without min_tokens the answer ends before it.
+        var end = ids.Skip(3).First(id => ids.IndexOf(id) >= 3);
+        var cut = ids.IndexOf(end);
+
+        ModelInferRequest Ended(string id, int minTokens) =>
+            With(With(Ensemble(id, "The weather today is", 12, stream: false), "end_id", TensorDataTypes.Int32, TensorCodec.EncodeInt32([end])),
+                "min_tokens", TensorDataTypes.Int32, TensorCodec.EncodeInt32([minTokens]));
+        await stream.SendAsync(Ended("ended", 0));
+        await stream.SendAsync(Ended("held", cut + 3));
+        await stream.WaitUntilAsync(s => s.IsFinished("ended") && s.IsFinished("held"));
+
+        var ended = Assert.Single(stream.ResponsesFor("ended"));
+        var held = Assert.Single(stream.ResponsesFor("held"));
+        Assert.Equal(cut, Tokens(ended));
+        Assert.True(Tokens(held) >= cut + 3, $"min_tokens {cut + 3} gave {Tokens(held)}: '{Text(held)}'");
+    }
+
+    [Fact]
+    public async Task PresencePenalty_OnTheTimingEngine_ChangesTheGreedyAnswer()
+    {
+        await using var emulator = await StartAsync();
+        await using var stream = new StreamRecorder(emulator.Client);
+        await stream.SendAsync(Ensemble("free", "The weather today is", 40, stream: false));
+        await stream.SendAsync(With(Ensemble("penalised", "The weather today is", 40, stream: false), "presence_penalty", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([50f])));
+        await stream.WaitUntilAsync(s => s.IsFinished("free") && s.IsFinished("penalised"));
+
+        var free = Text(Assert.Single(stream.ResponsesFor("free")));
+        var penalised = Text(Assert.Single(stream.ResponsesFor("penalised")));
+        var words = free.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(words.Length > words.Distinct().Count(), $"the free answer should repeat a word: '{free}'");
+        Assert.NotEqual(free, penalised);
+    }
+
     [Fact]
     public async Task BadRequests_GetTritonsErrors()
     {

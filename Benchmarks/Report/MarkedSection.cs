@@ -1,16 +1,23 @@
 namespace Benchmarks.Report;
 
 /// <summary>
-/// The faults scenario's section of the report, between marker comments: a faults-only run
+/// A scenario's own section of the report, between marker comments: a run of only that scenario
 /// replaces just that section, and a run of the other scenarios carries it over unchanged.
 /// </summary>
-internal static class FaultsSection
+internal sealed class MarkedSection(string scenario)
 {
-    public const string Begin = "<!-- faults:begin (written by --scenarios faults; other runs keep it) -->";
-    public const string End = "<!-- faults:end -->";
+    /// <summary>The faults scenario's section.</summary>
+    public static MarkedSection Faults { get; } = new("faults");
+
+    /// <summary>The peers scenario's section.</summary>
+    public static MarkedSection Peers { get; } = new("peers");
+
+    public string Begin { get; } = $"<!-- {scenario}:begin (written by --scenarios {scenario}; other runs keep it) -->";
+
+    public string End { get; } = $"<!-- {scenario}:end -->";
 
     /// <summary>The section's body in <paramref name="markdown"/>, or null when it has none.</summary>
-    public static string? Get(string markdown)
+    public string? Get(string markdown)
     {
         var begin = markdown.IndexOf(Begin, StringComparison.Ordinal);
         var end = markdown.IndexOf(End, StringComparison.Ordinal);
@@ -18,7 +25,7 @@ internal static class FaultsSection
     }
 
     /// <summary><paramref name="markdown"/> with the section set to <paramref name="section"/>: replaced in place, else appended.</summary>
-    public static string Put(string markdown, string section)
+    public string Put(string markdown, string section)
     {
         var block = Begin + "\n" + section.Trim('\n') + "\n" + End;
         var begin = markdown.IndexOf(Begin, StringComparison.Ordinal);
