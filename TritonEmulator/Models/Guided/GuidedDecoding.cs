@@ -96,13 +96,15 @@ internal sealed record GuidedDecoding(string Kind, string Grammar)
     public static GuidedDecoding FromTensorRtLlm(string type, string? guide) => type switch
     {
         "json" => new("json", JsonAnyValue()),
-        "json_schema" => new("json_schema", JsonSchemaGrammar.FromSchema(guide ?? throw Missing(type), compact: false)),
+        // TensorRT-LLM's guide has no whitespace switch: blanks are bounded to one between tokens, so
+        // max_tokens is not spent on indentation.
+        "json_schema" => new("json_schema", JsonSchemaGrammar.FromSchema(guide ?? throw Missing(type), compact: true)),
         "regex" => new("regex", "root ::= " + RegexGrammar.ToGbnf(guide ?? throw Missing(type), insideJsonString: false) + "\n"),
         "ebnf_grammar" => new("ebnf_grammar", guide ?? throw Missing(type)),
         _ => throw new FormatException($"guided_decoding_guide_type '{type}' is not one of json, json_schema, regex, ebnf_grammar"),
     };
 
-    private static string JsonAnyValue() => JsonSchemaGrammar.FromSchema("true", compact: false);
+    private static string JsonAnyValue() => JsonSchemaGrammar.FromSchema("true", compact: true);
 
     private static FormatException Missing(string type) => new($"guided_decoding_guide is required with guided_decoding_guide_type '{type}'");
 }

@@ -68,8 +68,9 @@ internal sealed class TensorRtLlmLlamaEngine : IDisposable
         }
     }
 
-    public ITensorRtLlmSampler CreateSampler(SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords) =>
-        new LlamaRowSampler(Model, new TensorRtLlmSamplingPipeline(settings, seed, Model.ContextSize), badWords);
+    /// <param name="grammar">GBNF (root rule <c>root</c>) from guided decoding; null when the row is free.</param>
+    public ITensorRtLlmSampler CreateSampler(SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords, string? grammar = null) =>
+        new LlamaRowSampler(Model, new TensorRtLlmSamplingPipeline(settings, seed, Model.ContextSize, grammar), badWords);
 
     public void Dispose() => Model.Dispose();
 }
@@ -205,12 +206,18 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
 /// TensorRT-LLM's sampling on llama.cpp's samplers: repetition (multiplicative), presence and frequency
 /// (additive) penalties over the generated tokens, then temperature, top-k and top-p, then a seeded draw;
 /// greedy when top-k and top-p are both 0 (TensorRT-LLM's default), top-k is 1 or the temperature ~0.
+/// Guided decoding puts llama.cpp's grammar sampler first.
 /// </summary>
-internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow) : BaseSamplingPipeline
+internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow, string? grammar = null) : BaseSamplingPipeline
 {
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (grammar is not null)
+        {
+            // Guided decoding first: the other samplers only see tokens that keep the text in the grammar.
+            chain.AddGrammar(context.ModelHandle, grammar, "root");
+        }
         var repetition = settings.RepetitionPenalty > 0f ? settings.RepetitionPenalty : 1f;
         if (settings.PresencePenalty != 0 || settings.FrequencyPenalty != 0 || repetition != 1)
         {

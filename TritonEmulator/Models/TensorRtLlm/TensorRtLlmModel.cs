@@ -207,12 +207,45 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
             var endId = Int(request, "end_id", b, batch, TokenLanguageModel.EndOfText);
             var badWords = WordLists.Decode(request.Input("bad_words_list"), b, label, "bad_words_list");
             var stopWords = WordLists.Decode(request.Input("stop_words_list"), b, label, "stop_words_list");
+            var guide = Guide(request, b, batch, label);
             ITensorRtLlmSampler sampler = _llama is null
-                ? new TokenModelSampler(new TokenSampler(_language, settings, seed, badWords))
-                : _llama.CreateSampler(settings, seed, badWords);
+                ? guide is null
+                    ? new TokenModelSampler(new TokenSampler(_language, settings, seed, badWords))
+                    : throw RequestValidator.Invalid($"{label} guided decoding needs the llama.cpp engine (gpt_model_path naming a GGUF file): the timing engine's token model cannot follow a grammar")
+                : _llama.CreateSampler(settings, seed, badWords, guide?.Grammar);
             rows[b] = new TensorRtLlmRow(prompt, outputLength, endId, minTokens, stopWords, sampler);
         }
         return new TensorRtLlmWork(this, request, responses, rows, streaming, exclude);
+    }
+
+    /// <summary>
+    /// A row's <c>guided_decoding_guide_type</c> / <c>guided_decoding_guide</c> as a grammar (checked), or
+    /// null without a guide type.
+    /// </summary>
+    private Guided.GuidedDecoding? Guide(ValidatedRequest request, int row, int batch, string label)
+    {
+        if (request.Input("guided_decoding_guide_type") is not { ElementCount: > 0 } typeTensor)
+        {
+            return null;
+        }
+        var type = TensorCodec.DecodeStrings(typeTensor.Raw.Span)[PerRow(typeTensor, row, batch)];
+        if (type.Length == 0 || type == "none")
+        {
+            return null;
+        }
+        var guide = request.Input("guided_decoding_guide") is { ElementCount: > 0 } guideTensor
+            ? TensorCodec.DecodeStrings(guideTensor.Raw.Span)[PerRow(guideTensor, row, batch)]
+            : null;
+        try
+        {
+            var parsed = Guided.GuidedDecoding.FromTensorRtLlm(type, guide);
+            _llama?.Model.CheckGrammar(parsed.Grammar);
+            return parsed;
+        }
+        catch (FormatException exception)
+        {
+            throw RequestValidator.Invalid($"{label} guided decoding: {exception.Message}");
+        }
     }
 
     /// <summary>One in-flight iteration: the batch manager's statistics for the requests in it.</summary>
