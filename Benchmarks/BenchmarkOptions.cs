@@ -17,12 +17,15 @@ internal sealed record BenchmarkOptions
     /// <summary>The gateway next to nginx and Portkey on zero-cost backends (real processes, ~1-2 minutes); only when asked for.</summary>
     public const string PeersScenario = Peers.PeersScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario];
+    /// <summary>The cost per token of structured-output grammars on the TinyLlama-1.1B-shaped model (~2 minutes); only when asked for.</summary>
+    public const string GrammarScenario = Llama.GrammarBenchmark.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, GrammarScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults,peers   which scenarios (default: rates,streams,idle,soak;
-                                'llama', 'faults' and 'peers' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,peers,grammar   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults', 'peers' and 'grammar' run only when named)
           --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)

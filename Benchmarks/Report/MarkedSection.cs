@@ -12,6 +12,9 @@ internal sealed class MarkedSection(string scenario)
     /// <summary>The peers scenario's section.</summary>
     public static MarkedSection Peers { get; } = new("peers");
 
+    /// <summary>The grammar scenario's section (structured-output decoding cost).</summary>
+    public static MarkedSection Grammar { get; } = new("grammar");
+
     public string Begin { get; } = $"<!-- {scenario}:begin (written by --scenarios {scenario}; other runs keep it) -->";
 
     public string End { get; } = $"<!-- {scenario}:end -->";

@@ -96,7 +96,7 @@ internal sealed class GptPlainChatTemplate : IChatTemplate
 /// <summary>
 /// <c>chatml</c> (Qwen, OpenHermes, many fine-tunes): every message as
 /// <c>&lt;|im_start|&gt;{role}\n{content}&lt;|im_end|&gt;\n</c> (<c>developer</c> is written as
-/// <c>system</c>), then <c>&lt;|im_start|&gt;assistant\n</c> for the model to continue. Stop string:
+/// <c>system</c>; a tool result as role <c>tool</c>, as Hermes-2-Pro's template does), then <c>&lt;|im_start|&gt;assistant\n</c> for the model to continue. Stop string:
 /// <c>&lt;|im_end|&gt;</c>.
 /// </summary>
 internal sealed class ChatMlChatTemplate : IChatTemplate
