@@ -26,7 +26,8 @@ public sealed class ModelOptions
     public string Contract { get; set; } = "fastertransformer";
 
     /// <summary>
-    /// The tokenizer: <c>gpt2</c> (GPT-2 byte-level BPE). For a text contract (<c>vllm</c>) it only
+    /// The tokenizer: <c>gpt2</c> (GPT-2 byte-level BPE) or <c>sentencepiece:&lt;path&gt;</c> (a SentencePiece
+    /// <c>tokenizer.model</c>, e.g. of a Llama model behind TensorRT-LLM). For a text contract (<c>vllm</c>) it only
     /// estimates the prompt before the call; usage is the backend's exact counts.
     /// </summary>
     public string Tokenizer { get; set; } = "gpt2";
@@ -86,6 +87,10 @@ internal sealed class ModelCatalogOptionsValidator : IValidateOptions<ModelCatal
             if (!Text.TextTokenizers.IsKnown(model.Tokenizer))
             {
                 failures.Add($"{key}:Tokenizer '{model.Tokenizer}' is unknown (known: {string.Join(", ", Text.TextTokenizers.Names)}).");
+            }
+            else if (Text.SentencePieceTextTokenizer.IsName(model.Tokenizer) && !File.Exists(model.Tokenizer[Text.SentencePieceTextTokenizer.Prefix.Length..]))
+            {
+                failures.Add($"{key}:Tokenizer '{model.Tokenizer}': no SentencePiece model at that path.");
             }
             if (!Text.ChatTemplates.IsKnown(model.ChatTemplate))
             {

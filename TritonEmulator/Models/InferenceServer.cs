@@ -87,7 +87,9 @@ internal sealed partial class InferenceServer(
         return Task.CompletedTask;
     }
 
-    private static bool IsEnsemble(ModelDefinition definition) => definition.Config?.Platform == EnsembleModel.PlatformName;
+    /// <summary>Models that call other models: the ensemble platform and TensorRT-LLM's BLS model; they load last.</summary>
+    private static bool IsEnsemble(ModelDefinition definition) =>
+        definition.Config?.Platform == EnsembleModel.PlatformName || TrtLlmBls.Matches(definition.Config);
 
     private ServedModel Load(ModelDefinition definition, IReadOnlyDictionary<string, ServedModel> loaded)
     {
@@ -101,9 +103,10 @@ internal sealed partial class InferenceServer(
         {
             if (IsEnsemble(definition))
             {
-                var ensemble = EnsembleModel.Load(definition.Name, config, name => loaded.GetValueOrDefault(name));
+                ServedModel? Find(string name) => loaded.GetValueOrDefault(name);
+                var ensemble = EnsembleModel.Load(definition.Name, TrtLlmBls.Matches(config) ? TrtLlmBls.AsEnsemble(config, Find) : config, Find);
                 var ensembleVersion = definition.Versions.Count == 0 ? "1" : definition.Versions[^1].ToString(CultureInfo.InvariantCulture);
-                LogModelLoaded(_logger, definition.Name, ensembleVersion, EnsembleModel.PlatformName, "ensemble", "composing models");
+                LogModelLoaded(_logger, definition.Name, ensembleVersion, string.IsNullOrEmpty(config.Platform) ? config.Backend : config.Platform, "ensemble", "composing models");
                 return new ServedModel
                 {
                     Name = definition.Name,

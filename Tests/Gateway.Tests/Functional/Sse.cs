@@ -90,3 +90,35 @@ internal static class TokenizerTestExtensions
         return text.ToString();
     }
 }
+
+/// <summary>A streamed <c>/v1/completions</c> answer read off the wire: the text, how many non-empty deltas, the finish reason and the usage chunk.</summary>
+internal readonly record struct StreamedCompletion(string Text, int Deltas, string? Finish, JsonElement? Usage)
+{
+    /// <summary>Reads every event up to <c>[DONE]</c> (which must be the last).</summary>
+    public static async Task<StreamedCompletion> ReadAsync(HttpResponseMessage response)
+    {
+        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
+        var events = await sse.ReadAllAsync();
+        Assert.Equal("[DONE]", events[^1]);
+        var text = new StringBuilder();
+        var deltas = 0;
+        string? finish = null;
+        JsonElement? usage = null;
+        foreach (var chunk in events[..^1].Select(Json.Parse))
+        {
+            if (chunk.GetProperty("choices").GetArrayLength() > 0)
+            {
+                var choice = chunk.GetProperty("choices")[0];
+                var piece = choice.GetProperty("text").GetString()!;
+                deltas += piece.Length > 0 ? 1 : 0;
+                text.Append(piece);
+                finish = choice.GetProperty("finish_reason").GetString() ?? finish;
+            }
+            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
+            {
+                usage = u;
+            }
+        }
+        return new StreamedCompletion(text.ToString(), deltas, finish, usage);
+    }
+}

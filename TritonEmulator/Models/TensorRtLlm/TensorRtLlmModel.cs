@@ -194,14 +194,24 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
                 PresencePenalty = Float(request, "presence_penalty", b, batch, 0f),
                 FrequencyPenalty = Float(request, "frequency_penalty", b, batch, 0f),
             };
-            if (settings.Temperature < 0f || settings.RepetitionPenalty <= 0f || settings.TopP is < 0f or > 1f)
+            // The executor's SamplingConfig checks, in its words (TLLM_CHECK / TLLM_CHECK_WITH_INFO).
+            if (settings.Temperature < 0f)
             {
-                throw RequestValidator.Invalid($"{label} temperature must be >= 0, repetition_penalty > 0 and runtime_top_p in [0, 1]");
+                throw RequestValidator.Invalid($"{label} Assertion failed: temperature.value() >= 0.f");
+            }
+            if (settings.RepetitionPenalty <= 0f)
+            {
+                throw RequestValidator.Invalid(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"{label} Repetition penalty should be strictly greater than zero. Provided value was {settings.RepetitionPenalty:F6}"));
+            }
+            if (settings.TopP is < 0f or > 1f)
+            {
+                throw RequestValidator.Invalid($"{label} Assertion failed: topP.value() <= 1.f");
             }
             var minTokens = Int(request, "min_tokens", b, batch, 1);
             if (minTokens < 0)
             {
-                throw RequestValidator.Invalid($"{label} min_tokens must not be negative, got {minTokens}");
+                throw RequestValidator.Invalid($"{label} Assertion failed: minTokens.value() >= 0");
             }
             var seed = request.Input("seed") is { } seedTensor ? seedTensor.UInt64(PerRow(seedTensor, b, batch)) : SplitMix64.SeedFrom(prompt);
             var endId = Int(request, "end_id", b, batch, TokenLanguageModel.EndOfText);

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
 using Gateway.Tests.EndToEnd.Contracts;
 using Gateway.Tests.Functional;
@@ -102,28 +101,8 @@ public sealed class TensorRtLlmEndToEndTests(TensorRtLlmHost host) : IClassFixtu
         using var streamed = Post("v1/completions", new { model = TensorRtLlmHost.Model, prompt, temperature = 0, max_tokens = 16, stream = true, stream_options = new { include_usage = true } });
         using var streamResponse = await host.Gateway.Http.SendAsync(streamed, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, streamResponse.StatusCode);
-        using var sse = new SseReader(await streamResponse.Content.ReadAsStreamAsync());
-        var events = await sse.ReadAllAsync();
-        Assert.Equal("[DONE]", events[^1]);
-        var text = new StringBuilder();
-        var deltas = 0;
-        string? finish = null;
-        JsonElement? usage = null;
-        foreach (var chunk in events[..^1].Select(Functional.Json.Parse))
-        {
-            if (chunk.GetProperty("choices").GetArrayLength() > 0)
-            {
-                var piece = chunk.GetProperty("choices")[0].GetProperty("text").GetString()!;
-                deltas += piece.Length > 0 ? 1 : 0;
-                text.Append(piece);
-                finish = chunk.GetProperty("choices")[0].GetProperty("finish_reason").GetString() ?? finish;
-            }
-            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
-            {
-                usage = u;
-            }
-        }
-        Assert.Equal(expected.Text, text.ToString());
+        var (text, deltas, finish, usage) = await StreamedCompletion.ReadAsync(streamResponse);
+        Assert.Equal(expected.Text, text);
         Assert.True(deltas > 3, $"expected streamed deltas, got {deltas}");
         Assert.Equal(expected.FinishReason, finish);
         Assert.Equal(expected.PromptTokens, usage!.Value.GetProperty("prompt_tokens").GetInt32());

@@ -20,7 +20,8 @@ namespace Gateway.Tests.EndToEnd.TensorRtLlm;
 /// The shipped <c>models-trtllm/</c> repository with the tiny llama GGUF as its engine (so
 /// <c>tensorrt_llm</c> runs on llama.cpp and pre/postprocessing use the GGUF's vocabulary), served by
 /// the real TritonEmulator, with a gateway in front: <c>tiny-trtllm</c> → <c>ensemble</c>, contract
-/// <c>tensorrtllm</c>, chat template chatml, end id 2 (the GGUF's <c>&lt;/s&gt;</c>).
+/// <c>tensorrtllm</c>, chat template chatml, end id 2 (the GGUF's <c>&lt;/s&gt;</c>), prompts counted with
+/// the model's own vocabulary as a SentencePiece <c>tokenizer.model</c>.
 /// </summary>
 public sealed class TensorRtLlmGgufHost : IAsyncLifetime
 {
@@ -50,6 +51,7 @@ public sealed class TensorRtLlmGgufHost : IAsyncLifetime
             [$"Gateway:Models:{Model}:MaxInputTokens"] = "128",
             [$"Gateway:Models:{Model}:MaxOutputTokens"] = "100",
             [$"Gateway:Models:{Model}:EndId"] = "2",
+            [$"Gateway:Models:{Model}:Tokenizer"] = "sentencepiece:" + _repository.SentencePieceModel,
         });
     }
 
@@ -60,6 +62,19 @@ public sealed class TensorRtLlmGgufHost : IAsyncLifetime
         await Emulator.StopAsync(new CancellationToken(canceled: true));
         await Emulator.DisposeAsync();
         _repository?.Dispose();
+    }
+
+    /// <summary>The prompt's length as Triton's preprocessing model tokenizes it for the engine (REQUEST_INPUT_LEN), asked directly.</summary>
+    public async Task<int> PreprocessedLengthAsync(string prompt)
+    {
+        var request = new ModelInferRequest { ModelName = "preprocessing" };
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "QUERY", Datatype = TensorDataTypes.Bytes, Shape = { 1, 1 } });
+        request.RawInputContents.Add(TensorCodec.EncodeStrings(prompt));
+        request.Inputs.Add(new ModelInferRequest.Types.InferInputTensor { Name = "REQUEST_OUTPUT_LEN", Datatype = TensorDataTypes.Int32, Shape = { 1, 1 } });
+        request.RawInputContents.Add(TensorCodec.EncodeInt32([1]));
+        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "REQUEST_INPUT_LEN" });
+        var response = await new GRPCInferenceService.GRPCInferenceServiceClient(TritonChannel).ModelInferAsync(request);
+        return TensorCodec.ReadInt32(response.RawOutputContents[0].Span, 0);
     }
 
     /// <summary>The ensemble asked directly over Triton's gRPC protocol (no gateway code): its greedy text and token count.</summary>
@@ -132,6 +147,10 @@ public sealed class TensorRtLlmGgufEndToEndTests(TensorRtLlmGgufHost host) : ICl
         Assert.Equal(expected.Text, completion.Content[0].Text);
         Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
         Assert.Equal(expected.Tokens, completion.Usage.OutputTokenCount);
+        var promptTokens = await host.PreprocessedLengthAsync(Rendered);
+        Assert.True(promptTokens > 20, $"the rendered prompt should be many tokens, got {promptTokens}");
+        Assert.Equal(promptTokens, completion.Usage.InputTokenCount);
+        Assert.Equal(promptTokens, streamed.Usage?.InputTokenCount);
         Assert.Equal(expected.Text, streamed.Text);
         Assert.Equal(ChatFinishReason.Stop, streamed.Finish);
         Assert.Equal(expected.Tokens, streamed.Usage?.OutputTokenCount);

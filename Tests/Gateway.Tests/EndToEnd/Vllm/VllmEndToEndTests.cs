@@ -134,30 +134,9 @@ public sealed class VllmEndToEndTests(VllmHost host) : IClassFixture<VllmHost>
         };
         using var response = await host.Gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        using var sse = new SseReader(await response.Content.ReadAsStreamAsync());
-        var events = await sse.ReadAllAsync();
-        Assert.Equal("[DONE]", events[^1]);
-        var text = new StringBuilder();
-        var deltas = 0;
-        string? finish = null;
-        JsonElement? usage = null;
-        foreach (var chunk in events[..^1].Select(Functional.Json.Parse))
-        {
-            if (chunk.GetProperty("choices").GetArrayLength() > 0)
-            {
-                var choice = chunk.GetProperty("choices")[0];
-                var piece = choice.GetProperty("text").GetString()!;
-                deltas += piece.Length > 0 ? 1 : 0;
-                text.Append(piece);
-                finish = choice.GetProperty("finish_reason").GetString() ?? finish;
-            }
-            if (chunk.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
-            {
-                usage = u;
-            }
-        }
+        var (text, deltas, finish, usage) = await StreamedCompletion.ReadAsync(response);
 
-        Assert.Equal(TinyLlama.AfterC, text.ToString());
+        Assert.Equal(TinyLlama.AfterC, text);
         Assert.True(deltas > 1, $"expected streamed deltas, got {deltas}");
         Assert.Equal("stop", finish);
         Assert.Equal(4, usage!.Value.GetProperty("prompt_tokens").GetInt32());

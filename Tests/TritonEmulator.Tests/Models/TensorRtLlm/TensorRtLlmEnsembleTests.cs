@@ -164,6 +164,92 @@ public sealed class TensorRtLlmEnsembleTests
         Assert.NotEqual(free, penalised);
     }
 
+    /// <summary>A tensorrt_llm_bls model beside the shipped ones, with the template's tensors this deployment uses.</summary>
+    private const string BlsConfig = """
+        name: "tensorrt_llm_bls"
+        backend: "python"
+        max_batch_size: 64
+        model_transaction_policy { decoupled: true }
+        input [
+          { name: "text_input" data_type: TYPE_STRING dims: [ -1 ] },
+          { name: "max_tokens" data_type: TYPE_INT32 dims: [ -1 ] },
+          { name: "bad_words" data_type: TYPE_STRING dims: [ -1 ] optional: true },
+          { name: "stop_words" data_type: TYPE_STRING dims: [ -1 ] optional: true },
+          { name: "end_id" data_type: TYPE_INT32 dims: [ 1 ] optional: true },
+          { name: "pad_id" data_type: TYPE_INT32 dims: [ 1 ] optional: true },
+          { name: "top_k" data_type: TYPE_INT32 dims: [ 1 ] optional: true },
+          { name: "top_p" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "temperature" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "length_penalty" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "repetition_penalty" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "min_tokens" data_type: TYPE_INT32 dims: [ 1 ] optional: true },
+          { name: "presence_penalty" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "frequency_penalty" data_type: TYPE_FP32 dims: [ 1 ] optional: true },
+          { name: "seed" data_type: TYPE_UINT64 dims: [ 1 ] optional: true },
+          { name: "return_log_probs" data_type: TYPE_BOOL dims: [ 1 ] optional: true },
+          { name: "beam_width" data_type: TYPE_INT32 dims: [ 1 ] optional: true },
+          { name: "stream" data_type: TYPE_BOOL dims: [ 1 ] optional: true }
+        ]
+        output [
+          { name: "text_output" data_type: TYPE_STRING dims: [ -1 ] },
+          { name: "cum_log_probs" data_type: TYPE_FP32 dims: [ -1 ] },
+          { name: "output_log_probs" data_type: TYPE_FP32 dims: [ -1, -1 ] }
+        ]
+        instance_group [ { count: 64 kind: KIND_CPU } ]
+        parameters: { key: "accumulate_tokens" value: { string_value: "false" } }
+        parameters: { key: "tensorrt_llm_model_name" value: { string_value: "tensorrt_llm" } }
+        """;
+
+    [Fact]
+    public async Task TensorRtLlmBls_CallsTheSameModels_AndAnswersAsTheEnsemble()
+    {
+        var root = Directory.CreateTempSubdirectory("trtllm-bls-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(RepositoryPaths.TrtLlmModelsFolder, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(root, Path.GetRelativePath(RepositoryPaths.TrtLlmModelsFolder, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+            Directory.CreateDirectory(Path.Combine(root, "tensorrt_llm_bls", "1"));
+            File.WriteAllText(Path.Combine(root, "tensorrt_llm_bls", "config.pbtxt"), BlsConfig);
+            await using var emulator = await TestEmulator.StartAsync([], profile: "zero-latency", repository: root);
+            await using var stream = new StreamRecorder(emulator.Client);
+            ModelInferRequest Bls(ModelInferRequest request)
+            {
+                request.ModelName = "tensorrt_llm_bls";
+                request.Id = "bls-" + request.Id;
+                return request;
+            }
+            foreach (var streamed in (bool[])[false, true])
+            {
+                await stream.SendAsync(Ensemble($"e{streamed}", "The weather today is", 12, streamed, " sunny"));
+                await stream.SendAsync(Bls(Ensemble($"e{streamed}", "The weather today is", 12, streamed, " sunny")));
+            }
+            await stream.WaitUntilAsync(s => new[] { "eFalse", "eTrue", "bls-eFalse", "bls-eTrue" }.All(s.IsFinished));
+
+            Assert.True((await emulator.Client.ModelReadyAsync(new ModelReadyRequest { Name = "tensorrt_llm_bls" })).Ready);
+            foreach (var id in (string[])["eFalse", "eTrue"])
+            {
+                Assert.Null(stream.ErrorFor("bls-" + id));
+                var ensemble = stream.ResponsesFor(id);
+                var bls = stream.ResponsesFor("bls-" + id);
+                Assert.Equal(string.Concat(ensemble.Select(Text)), string.Concat(bls.Select(Text)));
+                Assert.Equal(ensemble.Sum(Tokens), bls.Sum(Tokens));
+                Assert.Equal(ensemble.Count, bls.Count);
+                Assert.All(bls, r => Assert.Equal("tensorrt_llm_bls", r.ModelName));
+            }
+            Assert.True(stream.ResponsesFor("bls-eTrue").Count > 3);
+            var stats = await emulator.Client.ModelStatisticsAsync(new ModelStatisticsRequest { Name = "tensorrt_llm_bls" });
+            Assert.Equal(2ul, stats.ModelStats.Single().InferenceStats.Success.Count);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task BadRequests_GetTritonsErrors()
     {

@@ -144,6 +144,34 @@ public sealed class TensorRtLlmGgufTests(TinyTrtLlmEngine engine) : IClassFixtur
     }
 
     [Fact]
+    public async Task CancelledStreams_GiveTheirLlamaCppSequencesBack()
+    {
+        // Twice as many cancelled requests as the engine has sequences: a sequence kept by a cancelled
+        // request would leave the requests after it without one.
+        for (var round = 0; round < 2; round++)
+        {
+            using var cancel = new CancellationTokenSource();
+            await using var abandoned = new StreamRecorder(Emulator.Client, cancellationToken: cancel.Token);
+            var ids = Enumerable.Range(0, TinyTrtLlmRepository.MaxBatchSize).Select(i => $"long-{round}-{i}").ToList();
+            foreach (var id in ids)
+            {
+                await abandoned.SendAsync(Int(Ensemble(id, "abc", 220, stream: true), "min_tokens", 220));
+            }
+            await abandoned.WaitUntilAsync(s => ids.All(id => s.ResponsesFor(id).Count > 0), seconds: 60);
+            await cancel.CancelAsync();
+        }
+        await using var stream = new StreamRecorder(Emulator.Client);
+        var fresh = Enumerable.Range(0, TinyTrtLlmRepository.MaxBatchSize).Select(i => $"fresh-{i}").ToList();
+        foreach (var id in fresh)
+        {
+            await stream.SendAsync(Ensemble(id, "abc", 40, stream: false));
+        }
+        await stream.WaitUntilAsync(s => fresh.All(s.IsFinished), seconds: 60);
+
+        Assert.All(fresh, id => Assert.Equal(TinyLlama.AfterC, Text(Assert.Single(stream.ResponsesFor(id)))));
+    }
+
+    [Fact]
     public async Task Metrics_CountTheGgufEnginesKvBlocks()
     {
         await RunAsync(Ensemble("m", "abc", 8, stream: true));
@@ -155,6 +183,20 @@ public sealed class TensorRtLlmGgufTests(TinyTrtLlmEngine engine) : IClassFixtur
         Assert.Contains($"nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"tokens_per\",model=\"tensorrt_llm\",version=\"1\"}} {TinyTrtLlmRepository.TokensPerBlock}", lines);
         Assert.Contains($"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"max\",version=\"1\"}} {TinyTrtLlmRepository.MaxBatchSize}", lines);
         Assert.DoesNotContain(lines, line => line.StartsWith("nv_trt_llm_general_metrics{general_type=\"iteration_counter\",model=\"tensorrt_llm\",version=\"1\"} 0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task SamplingConfigOutOfRange_GetsTheExecutorsChecks()
+    {
+        await using var stream = new StreamRecorder(Emulator.Client);
+        await stream.SendAsync(Float(Ensemble("temperature", "abc", 4, stream: true), "temperature", -1f));
+        await stream.SendAsync(Float(Ensemble("repetition", "abc", 4, stream: true), "repetition_penalty", 0f));
+        await stream.SendAsync(Int(Ensemble("min", "abc", 4, stream: true), "min_tokens", -2));
+        await stream.WaitUntilAsync(s => s.IsFinished("temperature") && s.IsFinished("repetition") && s.IsFinished("min"));
+
+        Assert.Equal("in ensemble 'ensemble', [request id: temperature] Assertion failed: temperature.value() >= 0.f", stream.ErrorFor("temperature"));
+        Assert.Equal("in ensemble 'ensemble', [request id: repetition] Repetition penalty should be strictly greater than zero. Provided value was 0.000000", stream.ErrorFor("repetition"));
+        Assert.Equal("in ensemble 'ensemble', [request id: min] Assertion failed: minTokens.value() >= 0", stream.ErrorFor("min"));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using TritonEmulator.Tests.Models.Vllm;
 
 namespace TritonEmulator.Tests.Models.TensorRtLlm;
@@ -7,7 +8,9 @@ namespace TritonEmulator.Tests.Models.TensorRtLlm;
 /// as its engine: <c>gpt_model_path</c> and both <c>tokenizer_dir</c>s name <c>engine/</c>, which holds
 /// <c>tiny.gguf</c>, so <c>tensorrt_llm</c> runs on llama.cpp and pre/postprocessing use the GGUF's
 /// vocabulary. Small engine limits: <c>max_batch_size</c> 4, max input 128, max sequence 256, KV cache
-/// 2048 tokens in blocks of 16 (128 blocks). Everything else is the shipped configuration.
+/// 2048 tokens in blocks of 16 (128 blocks). Everything else is the shipped configuration. The same
+/// vocabulary is also written as a SentencePiece <c>engine/tokenizer.model</c>, the file a Llama
+/// checkpoint's Hugging Face tokenizer folder holds, for a gateway that counts prompts with it.
 /// </summary>
 internal sealed class TinyTrtLlmRepository : IDisposable
 {
@@ -28,7 +31,10 @@ internal sealed class TinyTrtLlmRepository : IDisposable
         }
         var engine = Path.Combine(Root, "engine");
         Directory.CreateDirectory(engine);
-        TinyLlama.Create().WriteGguf(Path.Combine(engine, "tiny.gguf"));
+        var tiny = TinyLlama.Create();
+        tiny.WriteGguf(Path.Combine(engine, "tiny.gguf"));
+        SentencePieceModel = Path.Combine(engine, "tokenizer.model");
+        WriteSentencePieceModel(tiny, SentencePieceModel);
         Edit("tensorrt_llm", config => config
             .Replace("max_batch_size: 64", $"max_batch_size: {MaxBatchSize}")
             .Replace("preferred_batch_size: [ 64 ]", $"preferred_batch_size: [ {MaxBatchSize} ]")
@@ -46,6 +52,68 @@ internal sealed class TinyTrtLlmRepository : IDisposable
     }
 
     public string Root { get; }
+
+    /// <summary>The tiny vocabulary as a SentencePiece model (BPE with byte fallback, a dummy prefix, whitespace kept).</summary>
+    public string SentencePieceModel { get; }
+
+    /// <summary>
+    /// sentencepiece_model.proto's <c>ModelProto</c>: pieces (1: piece, score, type), trainer_spec (2:
+    /// model_type BPE, byte_fallback, unk/bos/eos/pad ids) and normalizer_spec (3: identity, add_dummy_prefix,
+    /// remove_extra_whitespaces off, escape_whitespaces), as llama.cpp's SPM tokenizer reads the same vocabulary.
+    /// </summary>
+    internal static void WriteSentencePieceModel(TinyLlama model, string path)
+    {
+        static ByteString Message(Action<CodedOutputStream> write)
+        {
+            using var buffer = new MemoryStream();
+            var stream = new CodedOutputStream(buffer);
+            write(stream);
+            stream.Flush();
+            return ByteString.CopyFrom(buffer.ToArray());
+        }
+        using var file = File.Create(path);
+        var output = new CodedOutputStream(file);
+        for (var id = 0; id < model.Tokens.Length; id++)
+        {
+            var (piece, score, type) = (model.Tokens[id], model.Scores[id], model.TokenTypes[id]);
+            output.WriteTag(1, WireFormat.WireType.LengthDelimited);
+            output.WriteBytes(Message(s =>
+            {
+                s.WriteTag(1, WireFormat.WireType.LengthDelimited);
+                s.WriteString(piece);
+                s.WriteTag(2, WireFormat.WireType.Fixed32);
+                s.WriteFloat(score);
+                s.WriteTag(3, WireFormat.WireType.Varint);
+                s.WriteEnum(type);
+            }));
+        }
+        output.WriteTag(2, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(Message(s =>
+        {
+            s.WriteTag(3, WireFormat.WireType.Varint);
+            s.WriteEnum(2); // BPE
+            s.WriteTag(35, WireFormat.WireType.Varint);
+            s.WriteBool(true);
+            foreach (var (field, value) in new[] { (40, TinyLlama.Unknown), (41, TinyLlama.Bos), (42, TinyLlama.Eos), (43, -1) })
+            {
+                s.WriteTag(field, WireFormat.WireType.Varint);
+                s.WriteInt32(value);
+            }
+        }));
+        output.WriteTag(3, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(Message(s =>
+        {
+            s.WriteTag(1, WireFormat.WireType.LengthDelimited);
+            s.WriteString("identity");
+            s.WriteTag(3, WireFormat.WireType.Varint);
+            s.WriteBool(true);
+            s.WriteTag(4, WireFormat.WireType.Varint);
+            s.WriteBool(false);
+            s.WriteTag(5, WireFormat.WireType.Varint);
+            s.WriteBool(true);
+        }));
+        output.Flush();
+    }
 
     private static string Quote(string path) => "\"" + path.Replace("\\", "\\\\") + "\"";
 
