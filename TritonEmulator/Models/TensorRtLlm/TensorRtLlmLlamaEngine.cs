@@ -110,6 +110,30 @@ internal sealed class TokenModelSampler(TokenSampler sampler) : ITensorRtLlmSamp
 }
 
 /// <summary>
+/// A guided row on the timing engine: the ids of a schema-valid instance, one per iteration, then
+/// the end id (the instance was written for the guide, there are no logits to constrain).
+/// </summary>
+internal sealed class ScriptedSampler(int[] ids, int endId) : ITensorRtLlmSampler
+{
+    private int _next;
+
+    public void Prepare(LLamaBatch batch, ReadOnlySpan<uint> sequence, int promptLength)
+    {
+    }
+
+    public bool TryNext(ReadOnlySpan<uint> sequence, int promptLength, int suppressed, out int token, out float logProbability)
+    {
+        token = _next < ids.Length ? ids[_next++] : endId;
+        logProbability = 0f;
+        return true;
+    }
+
+    public void Release()
+    {
+    }
+}
+
+/// <summary>
 /// A row on llama.cpp: borrows a sequence on its first iteration, decodes its prompt in chunks, then
 /// one token per iteration; bad words and (before <c>min_tokens</c>) the end id are masked in the
 /// logits before the sampler chain runs.

@@ -119,3 +119,40 @@ public sealed class TensorRtLlmStructuredEndToEndTests(TensorRtLlmStructuredHost
         Assert.Equal(call.FunctionArguments.ToString(), arguments.ToString());
     }
 }
+
+/// <summary>
+/// The same through the timing engine (GPT-J on the token model, no weights): a guided row writes a
+/// schema-valid instance, so demos and tests without a GGUF still run the whole structured path.
+/// </summary>
+public sealed class TensorRtLlmTimingStructuredTests(TensorRtLlmHost host) : IClassFixture<TensorRtLlmHost>
+{
+    private ChatClient Client() => new(TensorRtLlmHost.Model, new ApiKeyCredential(TestKeys.Full),
+        new OpenAIClientOptions { Endpoint = new Uri(host.Gateway.Endpoints.Rest, "v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
+
+    [Fact]
+    public async Task TimingEngine_JsonSchemaAndNamedTool_AreSchemaValid_StreamedToo()
+    {
+        const string schema = """
+            {"type":"object","properties":{"name":{"type":"string","maxLength":8},"age":{"type":"integer","minimum":18,"maximum":120},
+             "tags":{"type":"array","items":{"enum":["red","green"]},"minItems":1,"maxItems":2},"home":{"$ref":"#/$defs/place"},"kind":{"const":"person"}},
+             "required":["name","age","tags","home","kind"],"additionalProperties":false,
+             "$defs":{"place":{"type":"object","properties":{"zip":{"type":"integer","minimum":1000,"maximum":9999}},"required":["zip"],"additionalProperties":false}}}
+            """;
+        var options = new ChatCompletionOptions { MaxOutputTokenCount = 200, ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("person", BinaryData.FromString(schema), jsonSchemaIsStrict: true) };
+        ChatCompletion completion = await Client().CompleteChatAsync([new UserChatMessage("Invent a person.")], options);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+        StructuredOutputEndToEndTests.AssertValid(schema, completion.Content[0].Text);
+
+        var tool = new ChatCompletionOptions { MaxOutputTokenCount = 100, ToolChoice = ChatToolChoice.CreateFunctionChoice("get_weather") };
+        tool.Tools.Add(ChatTool.CreateFunctionTool("get_weather", "Forecast", BinaryData.FromString(StructuredOutputEndToEndTests.WeatherParameters), functionSchemaIsStrict: true));
+        var arguments = new StringBuilder();
+        await foreach (var update in Client().CompleteChatStreamingAsync([new UserChatMessage("Weather in Paris?")], tool))
+        {
+            foreach (var piece in update.ToolCallUpdates)
+            {
+                arguments.Append(piece.FunctionArgumentsUpdate?.ToString());
+            }
+        }
+        StructuredOutputEndToEndTests.AssertValid(StructuredOutputEndToEndTests.WeatherParameters, arguments.ToString());
+    }
+}
