@@ -14,19 +14,25 @@ internal sealed record BenchmarkOptions
     /// <summary>Kills a replica, Redis and the gateway under load (real processes, ~1 minute); only when asked for.</summary>
     public const string FaultsScenario = Faults.FaultScenario.Name;
 
-    /// <summary>The gateway next to nginx and Portkey on zero-cost backends (real processes, ~1-2 minutes); only when asked for.</summary>
+    /// <summary>The gateway next to nginx and Portkey on zero-cost backends (real processes, ~3 minutes); only when asked for.</summary>
     public const string PeersScenario = Peers.PeersScenario.Name;
 
-    /// <summary>The cost per token of structured-output grammars on the TinyLlama-1.1B-shaped model (~2 minutes); only when asked for.</summary>
+    /// <summary>Prefix-aware vs load-only vs round-robin routing over two TRT-LLM replicas (real processes, ~3 minutes); only when asked for.</summary>
+    public const string PrefixScenario = Prefix.PrefixScenario.Name;
+
+    /// <summary>The cost per token of structured-output grammars on the TinyLlama-1.1B-shaped model (~3 minutes); only when asked for.</summary>
     public const string GrammarScenario = Llama.GrammarBenchmark.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, GrammarScenario];
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, PrefixScenario, GrammarScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults,peers,grammar   which scenarios (default: rates,streams,idle,soak;
-                                'llama', 'faults', 'peers' and 'grammar' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,peers,prefix,grammar   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults', 'peers', 'prefix' and 'grammar' run only when named)
           --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
+          --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 20)
+          --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 6)
+          --prefix-duration <s> 'prefix': measured seconds per phase (default 25)
           --duration <s>        seconds per measured phase of 'rates' and 'streams' (default 15)
           --rates <r1,r2,...>   request rates for 'rates' (default 100,200,400,800)
           --concurrency <n>     concurrent streams for 'streams' (default 1000)
@@ -64,6 +70,9 @@ internal sealed record BenchmarkOptions
 
     /// <summary>When set: write the TinyLlama-1.1B-shaped Q4_K_M model folder into this model repository and run no benchmark.</summary>
     public string? LlamaWriteModelTo { get; init; }
+    public double PrefixRate { get; init; } = 20;
+    public double PrefixRandomRate { get; init; } = 6;
+    public TimeSpan PrefixDuration { get; init; } = TimeSpan.FromSeconds(25);
     public bool InProcess { get; init; }
     public bool Smoke { get; init; }
 
@@ -98,6 +107,9 @@ internal sealed record BenchmarkOptions
                 case "--llama-repeats": options = options with { LlamaRepeats = Int() }; break;
                 case "--llama-threads": options = options with { LlamaThreads = Int() }; break;
                 case "--llama-write-model": options = options with { LlamaWriteModelTo = Next() }; break;
+                case "--prefix-rate": options = options with { PrefixRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--prefix-random-rate": options = options with { PrefixRandomRate = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                case "--prefix-duration": options = options with { PrefixDuration = TimeSpan.FromSeconds(Int()) }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--peers-baseline": options = options with { PeersBaseline = Path.GetFullPath(Next()) }; break;
                 case "--output": options = options with { Output = Next() }; break;

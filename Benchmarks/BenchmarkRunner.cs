@@ -14,7 +14,8 @@ internal static class BenchmarkRunner
         var loadBefore = Machine.LoadAverage();
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
-        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.GrammarScenario).ToList();
+        var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario
+            and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.PrefixScenario and not BenchmarkOptions.GrammarScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -37,6 +38,12 @@ internal static class BenchmarkRunner
             log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PeersScenario} ...");
             peers = await Peers.PeersScenario.RunAsync(options, log, cancellationToken);
         }
+        string? prefix = null;
+        if (options.Scenarios.Contains(BenchmarkOptions.PrefixScenario))
+        {
+            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PrefixScenario} ...");
+            prefix = await Prefix.PrefixScenario.RunAsync(options, log, cancellationToken);
+        }
         string? grammar = null;
         if (options.Scenarios.Contains(BenchmarkOptions.GrammarScenario))
         {
@@ -45,7 +52,7 @@ internal static class BenchmarkRunner
         }
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
-        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Grammar, grammar) };
+        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Prefix, prefix), (MarkedSection.Grammar, grammar) };
         if (sections.Count(static s => s.Item2 is not null) == options.Scenarios.Count)
         {
             // A run of only marked-section scenarios updates their own sections and leaves the rest of the report as it was.

@@ -12,6 +12,9 @@ internal sealed class MarkedSection(string scenario)
     /// <summary>The peers scenario's section.</summary>
     public static MarkedSection Peers { get; } = new("peers");
 
+    /// <summary>The prefix scenario's section.</summary>
+    public static MarkedSection Prefix { get; } = new("prefix");
+
     /// <summary>The grammar scenario's section (structured-output decoding cost).</summary>
     public static MarkedSection Grammar { get; } = new("grammar");
 

@@ -26,6 +26,9 @@ public sealed record GenerationRequest
     /// <summary>0 = default; 1 is the highest (Triton's convention).</summary>
     public int Priority { get; init; }
 
+    /// <summary>A sub-tenant for fair queueing (the <c>Gateway:Routing:TenantHeader</c> header), within the API key's tenant.</summary>
+    public string? SubTenant { get; init; }
+
     /// <summary>The constraint on the output (response_format, or a named / required tool choice); null = free text.</summary>
     public OutputGuide? Guide { get; init; }
 

@@ -27,6 +27,7 @@ internal sealed partial class GenerationService(
     IModelCatalog catalog,
     IQuotaLimiter quotas,
     ITritonRouter router,
+    IOptions<RoutingOptions> routingOptions,
     TritonChannels channels,
     IOptions<TritonOptions> tritonOptions,
     GatewayTelemetry telemetry,
@@ -114,15 +115,29 @@ internal sealed partial class GenerationService(
         };
         var tritonRequest = model.Contract.CreateRequest(input);
         var settings = tritonOptions.Value;
+        var scorers = routingOptions.Value.Scorers;
         var context = new GenerationContext(id, model, caller, operation, promptTokens, maxTokens, stops, started, decision.Reservation!, activity);
         try
         {
             List<TritonReplica>? tried = null;
-            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority, options.TritonModel, options.TritonModelVersion);
+            var route = new RouteRequest(promptIds.Count > 0 ? promptIds.Count : 1, maxTokens, request.Priority, options.TritonModel, options.TritonModelVersion)
+            {
+                PrefixKeys = scorers.PrefixWeight > 0 ? PrefixKeys.Compute(promptIds, scorers.PrefixBlockSize, options.TritonModel) : null,
+                Tenant = request.SubTenant is { } sub ? caller.Tenant + "/" + sub : caller.Tenant,
+            };
             for (var attempt = 0; ; attempt++)
             {
                 var lease = await router.AcquireAsync(route, tried, cancellationToken).ConfigureAwait(false);
                 var endpoint = lease.Replica.Grpc;
+                var routed = lease.Decision;
+                activity?.SetTag("gateway.route.replica", endpoint.Authority);
+                activity?.SetTag("gateway.route.score", routed.Score);
+                activity?.SetTag("gateway.route.load_score", routed.Load);
+                activity?.SetTag("gateway.route.candidates", routed.Candidates);
+                activity?.SetTag("gateway.route.prefix_blocks", routed.PrefixBlocks);
+                activity?.SetTag("gateway.route.prefix_matched_blocks", routed.MatchedBlocks);
+                activity?.SetTag("gateway.route.prefix_matched_tokens", routed.MatchedBlocks * scorers.PrefixBlockSize);
+                LogRouted(logger, id, endpoint, attempt, routed.MatchedBlocks * scorers.PrefixBlockSize, routed.MatchedBlocks, routed.PrefixBlocks, routed.Score, routed.Load, routed.Candidates);
                 var callActivity = telemetry.ActivitySource.StartActivity("triton ModelStreamInfer", ActivityKind.Client);
                 callActivity?.SetTag("rpc.system", "grpc");
                 callActivity?.SetTag("rpc.service", "inference.GRPCInferenceService");
@@ -197,6 +212,9 @@ internal sealed partial class GenerationService(
             throw;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Request {RequestId} attempt {Attempt} routed to {Endpoint}: prefix {MatchedTokens} tokens matched ({MatchedBlocks} of {PrefixBlocks} blocks), score {Score:0.###} (load {Load:0.###}) over {Candidates} candidates")]
+    private static partial void LogRouted(ILogger logger, string requestId, Uri endpoint, int attempt, int matchedTokens, int matchedBlocks, int prefixBlocks, double score, double load, int candidates);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {RequestId}: Triton attempt {Attempt} at {Endpoint} failed ({Failure}): {Reason}")]
     private static partial void LogAttemptFailed(ILogger logger, string requestId, Uri endpoint, int attempt, TritonFailure failure, string reason);

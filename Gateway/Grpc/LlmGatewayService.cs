@@ -80,6 +80,7 @@ internal sealed class LlmGatewayService(
         {
             var caller = Authenticate(context);
             var request = PriorityHeader.Apply(map(), context.RequestHeaders.GetValue(PriorityHeader.Name), routing.Value.LowPriorityLevel);
+            request = TenantHeader.Apply(request, routing.Value, name => context.RequestHeaders.GetValue(name.ToLowerInvariant()));
             stream = await generation.StartAsync(request, caller, cancellationToken).ConfigureAwait(false);
             await WriteEventsAsync(stream, chat, responseStream, cancellationToken).ConfigureAwait(false);
         }

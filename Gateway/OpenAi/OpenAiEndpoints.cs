@@ -77,6 +77,7 @@ internal sealed partial class OpenAiHandler(
                 (streaming, includeUsage) = (body.Stream == true, body.StreamOptions?.IncludeUsage == true);
             }
             request = PriorityHeader.Apply(request, context.Request.Headers[PriorityHeader.Name], routing.Value.LowPriorityLevel);
+            request = TenantHeader.Apply(request, routing.Value, name => context.Request.Headers[name].FirstOrDefault());
         }
         catch (GatewayException ex)
         {

@@ -14,6 +14,9 @@ internal sealed class ReplicaLease(TritonRouter router, TritonReplica replica, i
 
     public TritonReplica Replica { get; } = replica;
 
+    /// <summary>Why this replica: its scores and matched prefix.</summary>
+    public RouteDecision Decision { get; init; }
+
     /// <summary>Tokens this request may still generate.</summary>
     public long TokensToGenerate => _toGenerate;
 

@@ -61,6 +61,27 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
 
     private long _lastPicked;
 
+    private PrefixBlockTable? _prefixes;
+
+    /// <summary>The combined score it had when last picked (the per-replica score metric).</summary>
+    public double LastScore
+    {
+        get => Volatile.Read(ref _lastScore);
+        internal set => Volatile.Write(ref _lastScore, value);
+    }
+
+    private double _lastScore;
+
+    /// <summary>The prompt blocks recently sent here (created on first use with <paramref name="capacity"/> keys).</summary>
+    internal PrefixBlockTable Prefixes(int capacity) =>
+        Volatile.Read(ref _prefixes) ?? Interlocked.CompareExchange(ref _prefixes, new PrefixBlockTable(capacity), null) ?? _prefixes!;
+
+    /// <summary>The prompt blocks recently sent here; null before any.</summary>
+    internal PrefixBlockTable? PeekPrefixes() => Volatile.Read(ref _prefixes);
+
+    /// <summary>Its KV cache is gone or unknown (left discovery, restarted, broken connection): no prefix affinity until it is sent prompts again.</summary>
+    internal void ForgetPrefixes() => Volatile.Read(ref _prefixes)?.Clear();
+
     /// <summary>Counts one more request; false (nothing counted) when the replica has left discovery.</summary>
     internal bool TryAddRequest(long tokens, long sequence)
     {
@@ -93,7 +114,11 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     }
 
     /// <summary>The replica left discovery; true when nothing is in flight (its channel is to be released now).</summary>
-    internal bool MarkRemoved() => Interlocked.Or(ref _state, RemovedFlag) == 0;
+    internal bool MarkRemoved()
+    {
+        ForgetPrefixes();
+        return Interlocked.Or(ref _state, RemovedFlag) == 0;
+    }
 
     /// <summary>
     /// The address is discovered again while requests still run on the replica: it takes requests
@@ -154,6 +179,7 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     /// </summary>
     internal bool Eject(long timestamp, string reason)
     {
+        ForgetPrefixes();
         var current = Volatile.Read(ref _health);
         while (true)
         {
@@ -194,6 +220,10 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
             if (queued >= 0 && succeeded >= 0)
             {
                 averageQueueUs = queued / Math.Max(1, succeeded);
+            }
+            else if (succeeded < 0)
+            {
+                ForgetPrefixes(); // the counters went back: a new process, with an empty KV cache
             }
             _lastQueueUs = sample.QueueDurationUs;
             _lastSuccess = sample.RequestSuccess;

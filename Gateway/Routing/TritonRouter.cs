@@ -1,4 +1,5 @@
 using Gateway.Generation;
+using Gateway.Telemetry;
 using Gateway.Triton;
 using Microsoft.Extensions.Options;
 
@@ -10,7 +11,22 @@ namespace Gateway.Routing;
 /// <param name="Priority">Triton's priority level: 0 = default, 1 = highest.</param>
 /// <param name="Model">The Triton model the request calls: replicas where it is not ready are not candidates ("" = any).</param>
 /// <param name="ModelVersion">Its Triton version ("" = the server's policy).</param>
-internal readonly record struct RouteRequest(int PromptTokens, int MaxTokens, int Priority, string Model = "", string ModelVersion = "");
+internal readonly record struct RouteRequest(int PromptTokens, int MaxTokens, int Priority, string Model = "", string ModelVersion = "")
+{
+    /// <summary>The prompt's chained block keys (<see cref="PrefixKeys"/>); null or empty: no prefix affinity.</summary>
+    public ulong[]? PrefixKeys { get; init; }
+
+    /// <summary>Who the request is for: within a priority band the queue serves tenants round robin.</summary>
+    public string Tenant { get; init; } = "";
+}
+
+/// <summary>Why a replica was picked: its combined score, its load part and the prompt blocks it matched.</summary>
+/// <param name="Score">Combined score (lower won).</param>
+/// <param name="Load">The weighted load part of it.</param>
+/// <param name="MatchedBlocks">Leading prompt blocks the replica was recently sent.</param>
+/// <param name="PrefixBlocks">Reusable prompt blocks of the request.</param>
+/// <param name="Candidates">Replicas scored.</param>
+internal readonly record struct RouteDecision(double Score, double Load, int MatchedBlocks, int PrefixBlocks, int Candidates);
 
 /// <summary>Picks the Triton replica for each attempt of a request, or queues / sheds it when every replica is saturated.</summary>
 internal interface ITritonRouter
@@ -50,13 +66,16 @@ internal sealed partial class TritonRouter(
     IOptions<RoutingOptions> options,
     TimeProvider time,
     RoutingRandom random,
-    ILogger<TritonRouter> logger) : ITritonRouter
+    ILogger<TritonRouter> logger,
+    GatewayTelemetry? telemetry = null) : ITritonRouter
 {
     private readonly RoutingOptions _options = options.Value;
+    private readonly RoutingScorerOptions _scorers = options.Value.Scorers;
     private readonly Lock _queueLock = new();
-    private readonly PriorityQueue<Waiter, (int Class, long Sequence)> _queue = new();
-    private long _sequence;
+    private readonly FairQueue<Waiter> _queue = new(options.Value.TenantFairness);
+    private readonly bool _observed = telemetry?.ObserveReplicaScores(replicas) ?? false;
     private long _picks;
+    private long _turn;
     private int _queued;
 
     /// <summary>Requests waiting for a replica now.</summary>
@@ -96,7 +115,7 @@ internal sealed partial class TritonRouter(
         lock (_queueLock)
         {
             var snapshot = replicas.Replicas;
-            while (_queue.TryPeek(out var waiter, out _))
+            while (_queue.TryPeek(out var waiter))
             {
                 if (waiter.Completion.Task.IsCompleted)
                 {
@@ -130,16 +149,19 @@ internal sealed partial class TritonRouter(
         return replica.InFlight + pending >= _options.SaturationThreshold;
     }
 
-    /// <summary>The load score (lower is better); see the class summary and Gateway/README.md.</summary>
+    /// <summary>
+    /// The load score (lower is better): the weighted in-flight, queue and KV-cache scorers; see the
+    /// class summary and Gateway/README.md. With every weight 1 (the default) it is the plain sum.
+    /// </summary>
     public double Score(TritonReplica replica)
     {
-        var score = replica.InFlight + (double)replica.InFlightTokens / _options.TokensPerLoadUnit;
+        var score = _scorers.InFlightWeight * (replica.InFlight + (double)replica.InFlightTokens / _options.TokensPerLoadUnit);
         if (replica.FreshLoad(time, _options.MetricsMaxAge) is { } load)
         {
-            score += load.Pending
-                + load.AverageQueueUs / _options.QueueTimePerLoadUnit.TotalMicroseconds
-                + load.BatchUtilization
-                + load.KvUtilization;
+            score += _scorers.QueueWeight * (load.Pending
+                    + load.AverageQueueUs / _options.QueueTimePerLoadUnit.TotalMicroseconds
+                    + load.BatchUtilization)
+                + _scorers.KvCacheWeight * load.KvUtilization;
         }
         return score;
     }
@@ -165,7 +187,7 @@ internal sealed partial class TritonRouter(
                     ? "Every Triton replica is saturated; low-priority requests are shed. Retry later."
                     : "Every Triton replica is saturated and the queue is full. Retry later.");
             }
-            _queue.Enqueue(waiter, ((int)priorityClass, _sequence++));
+            _queue.Enqueue(waiter, (int)priorityClass, request.Tenant);
             _queued++;
         }
         Drain();
@@ -204,11 +226,18 @@ internal sealed partial class TritonRouter(
     /// </summary>
     private ReplicaLease? TryLease(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
     {
-        while (Pick(snapshot, tried, request) is { } replica)
+        while (Pick(snapshot, tried, request, out var decision) is { } replica)
         {
             if (replica.TryAddRequest(request.PromptTokens + (long)request.MaxTokens, Interlocked.Increment(ref _picks)))
             {
-                return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens);
+                if (request.PrefixKeys is { Length: > 0 } keys && _scorers.PrefixWeight > 0)
+                {
+                    // What this replica will hold once it has prefilled the prompt.
+                    replica.Prefixes(_scorers.PrefixBlocksPerReplica).Record(keys);
+                    telemetry?.RecordPrefixLookup(request.Model, keys.Length, decision.MatchedBlocks);
+                }
+                replica.LastScore = decision.Score;
+                return new ReplicaLease(this, replica, request.PromptTokens, request.MaxTokens) { Decision = decision };
             }
         }
         return null;
@@ -235,8 +264,9 @@ internal sealed partial class TritonRouter(
     /// scores best, so without that every attempt would land on it again while a live (ejected but
     /// serving) replica is never tried.
     /// </summary>
-    private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request)
+    private TritonReplica? Pick(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request, out RouteDecision decision)
     {
+        decision = default;
         Span<int> candidates = snapshot.Length <= 128 ? stackalloc int[snapshot.Length] : new int[snapshot.Length];
         var retry = tried is { Count: > 0 };
         var count = Collect(snapshot, tried, request, requireReady: true, excludeTried: true, candidates);
@@ -255,6 +285,24 @@ internal sealed partial class TritonRouter(
         if (count == 0)
         {
             return null;
+        }
+        if (_options.RoundRobin)
+        {
+            var turn = (int)((ulong)Interlocked.Increment(ref _turn) % (ulong)count);
+            for (var i = 0; i < count; i++)
+            {
+                var replica = snapshot[candidates[(turn + i) % count]];
+                if (!IsSaturated(replica))
+                {
+                    decision = new RouteDecision(0, Score(replica), 0, request.PrefixKeys?.Length ?? 0, count);
+                    return replica;
+                }
+            }
+            return null;
+        }
+        if (request.PrefixKeys is { Length: > 0 } keys && _scorers.PrefixWeight > 0)
+        {
+            return PickByAffinity(snapshot, candidates[..count], keys, request, out decision);
         }
         TritonReplica? best;
         if (count <= 2)
@@ -281,8 +329,65 @@ internal sealed partial class TritonRouter(
                 best = Better(null, snapshot[candidates[i]]);
             }
         }
+        if (best is not null)
+        {
+            var load = Score(best);
+            decision = new RouteDecision(load, load, 0, request.PrefixKeys?.Length ?? 0, Math.Min(count, 2));
+        }
         return best;
     }
+
+    /// <summary>
+    /// Every unsaturated candidate scored: load − PrefixWeight × matched share of the prompt's blocks,
+    /// the prefix credit only inside the load gate (load ≤ (1 + LoadGate) × least load + this request's
+    /// own load, i.e. one in-flight request plus its tokens / TokensPerLoadUnit). All of
+    /// them, not two at random: affinity needs the replica that holds the prefix, wherever it is in
+    /// the list. Ties as in <see cref="Better"/>. Null when every candidate is saturated.
+    /// </summary>
+    private TritonReplica? PickByAffinity(TritonReplica[] snapshot, ReadOnlySpan<int> candidates, ulong[] keys, RouteRequest request, out RouteDecision decision)
+    {
+        decision = default;
+        Span<double> loads = candidates.Length <= 128 ? stackalloc double[candidates.Length] : new double[candidates.Length];
+        var least = double.PositiveInfinity;
+        for (var i = 0; i < candidates.Length; i++)
+        {
+            var replica = snapshot[candidates[i]];
+            loads[i] = IsSaturated(replica) ? double.NaN : Score(replica);
+            if (loads[i] < least)
+            {
+                least = loads[i];
+            }
+        }
+        if (double.IsPositiveInfinity(least))
+        {
+            return null;
+        }
+        // The slack is this request's own load: with every replica idle, affinity may still add it to the one holding the prefix.
+        var own = Math.Max(1, _scorers.InFlightWeight * (1 + (request.PromptTokens + (double)request.MaxTokens) / _options.TokensPerLoadUnit));
+        var gate = (1 + _scorers.LoadGate) * least + own;
+        TritonReplica? best = null;
+        double bestScore = 0, bestLoad = 0;
+        var bestMatched = 0;
+        for (var i = 0; i < candidates.Length; i++)
+        {
+            if (double.IsNaN(loads[i]))
+            {
+                continue;
+            }
+            var replica = snapshot[candidates[i]];
+            var matched = loads[i] <= gate && replica.PeekPrefixes() is { } table ? table.MatchLength(keys) : 0;
+            var score = loads[i] - _scorers.PrefixWeight * matched / keys.Length;
+            if (best is null || score < bestScore || (score == bestScore && Tie(best, replica) == replica))
+            {
+                (best, bestScore, bestLoad, bestMatched) = (replica, score, loads[i], matched);
+            }
+        }
+        decision = new RouteDecision(bestScore, bestLoad, bestMatched, keys.Length, candidates.Length);
+        return best;
+    }
+
+    private static TritonReplica Tie(TritonReplica a, TritonReplica b) =>
+        b.InFlight != a.InFlight ? (b.InFlight < a.InFlight ? b : a) : (b.LastPicked < a.LastPicked ? b : a);
 
     /// <summary>The unsaturated one with the lower score; null when both are saturated.</summary>
     private TritonReplica? Better(TritonReplica? a, TritonReplica b)
@@ -303,7 +408,7 @@ internal sealed partial class TritonRouter(
             return scoreB < scoreA ? b : a;
         }
         // A tie (idle replicas): fewer own requests, then the one picked longest ago, so idle traffic rotates.
-        return b.InFlight != a!.InFlight ? (b.InFlight < a.InFlight ? b : a) : (b.LastPicked < a.LastPicked ? b : a);
+        return Tie(a!, b);
     }
 
     private static int Collect(TritonReplica[] snapshot, IReadOnlyList<TritonReplica>? tried, RouteRequest request, bool requireReady, bool excludeTried, Span<int> candidates)

@@ -18,6 +18,9 @@ public sealed class GatewayTelemetry : IDisposable
     private readonly Histogram<double> _requestDuration;
     private readonly Counter<long> _requests;
     private readonly Counter<long> _quotaFallbacks;
+    private readonly Counter<long> _prefixBlocks;
+    private readonly Counter<long> _prefixMatchedBlocks;
+    private int _scoresObserved;
 
     public GatewayTelemetry(IMeterFactory meterFactory)
     {
@@ -33,9 +36,43 @@ public sealed class GatewayTelemetry : IDisposable
         _requests = _meter.CreateCounter<long>("gateway.requests", "{request}", "Requests by model, tenant and outcome.");
         _quotaFallbacks = _meter.CreateCounter<long>("gateway.quota.redis.fallbacks", "{operation}",
             "Quota operations that could not reach Redis: reservations checked against the replica's local quota instead, settlements dropped.");
+        _prefixBlocks = _meter.CreateCounter<long>("gateway.routing.prefix.blocks", "{block}", "Reusable prompt blocks of routed requests (prefix affinity lookups).");
+        _prefixMatchedBlocks = _meter.CreateCounter<long>("gateway.routing.prefix.matched_blocks", "{block}",
+            "Of those, the leading blocks the chosen replica had recently been sent: matched / blocks is the prefix hit ratio.");
     }
 
     public ActivitySource ActivitySource { get; } = new(Name);
+
+    /// <summary>
+    /// One routed request's prefix lookup: its reusable prompt blocks and how many of them the chosen
+    /// replica was recently sent; matched / blocks over time is the gateway's prefix hit ratio.
+    /// </summary>
+    internal void RecordPrefixLookup(string model, int blocks, int matched)
+    {
+        var tag = new KeyValuePair<string, object?>("triton.model", model);
+        _prefixBlocks.Add(blocks, tag);
+        _prefixMatchedBlocks.Add(matched, tag);
+    }
+
+    /// <summary>Publishes each replica's last routing score (<c>gateway.routing.replica.score</c>); once per process.</summary>
+    internal bool ObserveReplicaScores(Routing.TritonReplicaSet replicas)
+    {
+        if (Interlocked.Exchange(ref _scoresObserved, 1) == 1)
+        {
+            return false;
+        }
+        _meter.CreateObservableGauge("gateway.routing.replica.score", () =>
+        {
+            var snapshot = replicas.Replicas;
+            var measurements = new Measurement<double>[snapshot.Length];
+            for (var i = 0; i < snapshot.Length; i++)
+            {
+                measurements[i] = new Measurement<double>(snapshot[i].LastScore, new KeyValuePair<string, object?>("replica", snapshot[i].Grpc.Authority));
+            }
+            return measurements;
+        }, "{score}", "The combined routing score (load minus prefix credit; lower wins) each replica had when last picked.");
+        return true;
+    }
 
     public void RecordTokens(string operation, string model, long input, long output)
     {

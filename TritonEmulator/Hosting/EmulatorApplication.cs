@@ -106,6 +106,7 @@ public static class EmulatorApplication
         {
             context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await metrics.Registry.CollectAndExportAsTextAsync(context.Response.Body, context.RequestAborted);
+            await metrics.VllmPrefixCache.WriteAsync(context.Response.Body, context.RequestAborted);
         }).WithMetadata(new ListenerMetadata(ListenerKind.Metrics));
         return app;
     }

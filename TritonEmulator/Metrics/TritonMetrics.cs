@@ -36,6 +36,9 @@ internal sealed class TritonMetrics
         TrtGeneral = factory.CreateGauge("nv_trt_llm_general_metrics", "General TRT LLM metrics", ["general_type", "model", "version"]);
     }
 
+    /// <summary>vLLM's prefix-cache counters (names with a colon, which prometheus-net refuses: written by <see cref="VllmPrefixCacheMetrics"/>).</summary>
+    public VllmPrefixCacheMetrics VllmPrefixCache { get; } = new();
+
     public Gauge TrtRequests { get; }
     public Gauge TrtRuntimeMemory { get; }
     public Gauge TrtKvCacheBlocks { get; }
@@ -63,4 +66,54 @@ internal sealed class TritonMetrics
         Scheduling.FailureReason.Backend => "BACKEND",
         _ => "OTHER",
     };
+}
+
+/// <summary>
+/// vLLM's prefix-cache counters, <c>vllm:prefix_cache_queries_total</c> and
+/// <c>vllm:prefix_cache_hits_total</c> (vllm/v1/metrics/loggers.py since vLLM 0.10: prompt tokens
+/// queried and found cached), labelled <c>model</c> / <c>version</c> as Triton's vLLM backend labels
+/// its <c>vllm:</c> families. Prometheus allows the colon but prometheus-net's name check does not,
+/// so these two families are written here, after the registry's, in the same text format.
+/// </summary>
+internal sealed class VllmPrefixCacheMetrics
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Model, string Version), Counts> _models = new();
+
+    public void Record(string model, string version, int queried, int hits)
+    {
+        var counts = _models.GetOrAdd((model, version), static _ => new Counts());
+        Interlocked.Add(ref counts.Queries, queried);
+        Interlocked.Add(ref counts.Hits, hits);
+    }
+
+    public async Task WriteAsync(Stream body, CancellationToken cancellationToken)
+    {
+        if (_models.IsEmpty)
+        {
+            return;
+        }
+        var text = new System.Text.StringBuilder();
+        Family(text, "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", static c => Interlocked.Read(ref c.Queries));
+        Family(text, "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", static c => Interlocked.Read(ref c.Hits));
+        await body.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text.ToString()), cancellationToken);
+    }
+
+    private void Family(System.Text.StringBuilder text, string name, string help, Func<Counts, long> value)
+    {
+        text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+        text.Append("# TYPE ").Append(name).Append(" counter\n");
+        foreach (var ((model, version), counts) in _models)
+        {
+            text.Append(name).Append("{model=\"").Append(Escape(model)).Append("\",version=\"").Append(Escape(version)).Append("\"} ")
+                .Append(value(counts).ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+        }
+    }
+
+    private static string Escape(string label) => label.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+
+    private sealed class Counts
+    {
+        public long Queries;
+        public long Hits;
+    }
 }

@@ -12,6 +12,12 @@ internal interface IScheduledWork
     /// <summary>Prompt tokens over all rows (prefill cost).</summary>
     int PromptTokens { get; }
 
+    /// <summary>
+    /// Called once, when the request is admitted into a batch: the prompt tokens its prefill must
+    /// compute. An engine with a prefix KV cache returns only the tokens not already cached.
+    /// </summary>
+    int BeginPrefill() => PromptTokens;
+
     /// <summary>KV-cache tokens the request reserves while it runs (prompt + output per row).</summary>
     long KvTokens { get; }
 

@@ -302,7 +302,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         {
             _batchRows += entry.Work.BatchSize;
         }
-        var prefill = _timing.Prefill(PromptTokens(admitted));
+        var prefill = _timing.Prefill(PrefillTokens(admitted));
         await DelayAsync(prefill, stopping);
         DropCancelledActive();
         StepActive();
@@ -337,7 +337,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
             return;
         }
         var decodingRows = ActiveRows() - Rows(admitted);
-        var cost = (admitted.Count > 0 ? _timing.Prefill(PromptTokens(admitted)) : TimeSpan.Zero)
+        var cost = (admitted.Count > 0 ? _timing.Prefill(PrefillTokens(admitted)) : TimeSpan.Zero)
             + (decodingRows > 0 ? _timing.Step(decodingRows) : TimeSpan.Zero);
         await DelayAsync(cost, stopping);
         if (_batched is null)
@@ -698,12 +698,13 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         return rows;
     }
 
-    private static int PromptTokens(List<Entry> entries)
+    /// <summary>The tokens the admitted requests' prefill computes (each asked once, at admission; cached prefixes are not computed).</summary>
+    private static int PrefillTokens(List<Entry> entries)
     {
         var tokens = 0;
         foreach (var entry in entries)
         {
-            tokens += entry.Work.PromptTokens;
+            tokens += entry.Work.BeginPrefill();
         }
         return tokens;
     }

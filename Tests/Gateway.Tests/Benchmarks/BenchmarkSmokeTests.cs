@@ -95,7 +95,12 @@ public sealed class BenchmarkSmokeTests
             Assert.Contains("## grammar: structured-output decoding cost on llama.cpp", markdown, StringComparison.Ordinal);
             var rows = markdown.Split('\n').Where(static l => l.StartsWith("| ", StringComparison.Ordinal) && !l.StartsWith("| Guide", StringComparison.Ordinal)).ToList();
             Assert.Equal(4, rows.Count);
-            Assert.All(rows, row => Assert.True(double.Parse(Cells(row)[3], System.Globalization.CultureInfo.InvariantCulture) > 0, row));
+            // Every guide generated tokens and has a TPOT (the tiny shape's can round to 0.00 ms: no assertion on speed).
+            Assert.All(rows, row =>
+            {
+                Assert.True(double.Parse(Cells(row)[2], System.Globalization.CultureInfo.InvariantCulture) > 1, row);
+                Assert.True(double.Parse(Cells(row)[3], System.Globalization.CultureInfo.InvariantCulture) >= 0, row);
+            });
         }
         finally
         {

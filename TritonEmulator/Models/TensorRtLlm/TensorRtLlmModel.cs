@@ -3,6 +3,7 @@ using Gateway.Grpc.Tensors;
 using Triton.Inference;
 using Microsoft.Extensions.Logging;
 using TritonEmulator.Metrics;
+using TritonEmulator.Models.KvCache;
 using TritonEmulator.Models.Text;
 using TritonEmulator.Scheduling;
 
@@ -38,7 +39,7 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
     private readonly TimeProvider _time;
     private readonly bool _decoupled;
     private readonly bool _excludeInputByDefault;
-    private readonly PromptBlockCache? _reuse;
+    private readonly PrefixBlockCache? _reuse;
     private readonly TensorRtLlmLlamaEngine? _llama;
     private TensorRtLlmStatistics? _statistics;
 
@@ -86,7 +87,7 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
         _decoupled = config.ModelTransactionPolicy?.Decoupled == true;
         _excludeInputByDefault = TensorRtLlmEngineSettings.Parameter(config, ExcludeInputParameter) is { } exclude
             && exclude.Equals("true", StringComparison.OrdinalIgnoreCase);
-        _reuse = Engine.KvCacheReuse ? new PromptBlockCache(Engine.MaxBlocks) : null;
+        _reuse = Engine.KvCacheReuse ? new PrefixBlockCache(Engine.MaxBlocks, Engine.TokensPerBlock) : null;
     }
 
     public ModelConfig CompletedConfig { get; }
@@ -290,7 +291,7 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
     public void Execute(IReadOnlyList<IScheduledWork> works)
     {
         _llama?.Execute(works);
-        int context = 0, used = 0;
+        int context = 0, used = 0, shared = 0;
         long contextTokens = 0;
         foreach (var item in works)
         {
@@ -298,25 +299,37 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
             if (!work.Started)
             {
                 context++;
-                contextTokens += work.PromptTokens;
+                contextTokens += work.PrefillTokens;
             }
             used += work.BlocksAfterNextToken(Engine);
+            shared += work.CachedPromptBlocks(Engine);
         }
+        // Reusable blocks live in the same pool. A running sequence's full prompt blocks are cache
+        // blocks themselves (shared, as the block manager shares them); its other blocks (the partial
+        // last prompt block and the generated tokens) are its own, and the cache gives those back.
+        _reuse?.Trim(Engine.MaxBlocks - (used - shared));
         _statistics?.Iteration(works.Count, context, contextTokens, used);
     }
 
-    /// <summary>With KV cache reuse: counts the prompt's leading full blocks already in the cache, then caches them.</summary>
-    internal void CountReuse(ReadOnlySpan<uint> prompt)
+    /// <summary>The prefix cache (null without <c>enable_kv_cache_reuse</c>).</summary>
+    internal PrefixBlockCache? ReuseCache => _reuse;
+
+    /// <summary>
+    /// With KV cache reuse: the prompt's leading full blocks already in the cache (counted in the
+    /// <c>reused</c> metric), after which all its full blocks are cached. Without it: none.
+    /// </summary>
+    internal int ReuseBlocks(ReadOnlySpan<uint> prompt)
     {
         if (_reuse is null)
         {
-            return;
+            return 0;
         }
-        var reused = _reuse.Lookup(prompt, Engine.TokensPerBlock);
+        var reused = _reuse.MatchAndInsert(prompt);
         if (reused > 0)
         {
             _statistics?.BlocksReused(reused);
         }
+        return reused;
     }
 
     private static long PerRow(RequestTensor tensor, int row, int batch)
@@ -343,50 +356,6 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
 internal interface IObservedBackend
 {
     ISchedulerObserver Observe(ISchedulerObserver inner, string model, string version);
-}
-
-/// <summary>
-/// The prompt blocks the KV cache holds for reuse, by a hash of the block and every block before it
-/// (a full prefix), the oldest forgotten first when more than the cache's blocks are known.
-/// </summary>
-internal sealed class PromptBlockCache(int capacity)
-{
-    private readonly Lock _gate = new();
-    private readonly HashSet<ulong> _known = [];
-    private readonly Queue<ulong> _order = new();
-
-    /// <summary>The number of leading full blocks of <paramref name="prompt"/> that were cached; caches all of them.</summary>
-    public int Lookup(ReadOnlySpan<uint> prompt, int tokensPerBlock)
-    {
-        var reused = 0;
-        var matching = true;
-        var hash = 14695981039346656037UL;
-        lock (_gate)
-        {
-            for (var block = 0; (block + 1) * tokensPerBlock <= prompt.Length; block++)
-            {
-                foreach (var token in prompt.Slice(block * tokensPerBlock, tokensPerBlock))
-                {
-                    hash = (hash ^ token) * 1099511628211UL;
-                }
-                if (matching && _known.Contains(hash))
-                {
-                    reused++;
-                    continue;
-                }
-                matching = false;
-                if (_known.Add(hash))
-                {
-                    _order.Enqueue(hash);
-                    if (_order.Count > capacity)
-                    {
-                        _known.Remove(_order.Dequeue());
-                    }
-                }
-            }
-        }
-        return reused;
-    }
 }
 
 /// <summary>
@@ -510,6 +479,39 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
     /// <summary>Whether the request has had its context (prefill) iteration.</summary>
     public bool Started { get; private set; }
 
+    /// <summary>Prompt tokens its context phase computes: the prompt less the reused blocks.</summary>
+    public int PrefillTokens { get; private set; }
+
+    /// <summary>Blocks of its prompts found in the prefix cache.</summary>
+    public int ReusedBlocks { get; private set; }
+
+    public int BeginPrefill()
+    {
+        var reused = 0;
+        foreach (var row in rows)
+        {
+            reused += model.ReuseBlocks(row.Prompt);
+        }
+        ReusedBlocks = reused;
+        PrefillTokens = PromptTokens - reused * model.Engine.TokensPerBlock;
+        return PrefillTokens;
+    }
+
+    /// <summary>With KV cache reuse: the full prompt blocks of its rows, which the prefix cache holds (shared, not private).</summary>
+    public int CachedPromptBlocks(TensorRtLlmEngineSettings engine)
+    {
+        if (model.ReuseCache is null)
+        {
+            return 0;
+        }
+        var blocks = 0;
+        foreach (var row in rows)
+        {
+            blocks += row.PromptLength / engine.TokensPerBlock;
+        }
+        return blocks;
+    }
+
     /// <summary>KV blocks the rows hold once this iteration's token is written.</summary>
     public int BlocksAfterNextToken(TensorRtLlmEngineSettings engine)
     {
@@ -532,14 +534,7 @@ internal sealed class TensorRtLlmWork(TensorRtLlmModel model, ValidatedRequest r
 
     public bool Step()
     {
-        if (!Started)
-        {
-            Started = true;
-            foreach (var row in rows)
-            {
-                model.CountReuse(row.Prompt);
-            }
-        }
+        Started = true;
         var finished = true;
         var progressed = false;
         for (var b = 0; b < rows.Length; b++)

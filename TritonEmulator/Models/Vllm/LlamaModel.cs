@@ -17,7 +17,12 @@ internal sealed class LlamaModel : IDisposable
     /// <summary>Prompt tokens a request decodes per step.</summary>
     public const int PromptChunk = 64;
 
+    /// <summary>vLLM's default KV block size: prefixes are reused in whole blocks of this many tokens.</summary>
+    public const int PrefixBlockSize = 16;
+
     private readonly Stack<LLamaSeqId> _free = new();
+    // With prefix caching: free sequences keep their KV cells and the tokens in them, oldest first.
+    private readonly List<KeptSequence> _kept = [];
     private readonly object _gate = new();
     private bool _disposed;
 
@@ -51,12 +56,21 @@ internal sealed class LlamaModel : IDisposable
     public int MaxContexts { get; }
 
     /// <summary>
+    /// vLLM's <c>enable_prefix_caching</c>: a finished request's sequence keeps its KV cells; the next
+    /// request takes the free sequence sharing its longest prompt prefix (whole blocks of
+    /// <see cref="PrefixBlockSize"/>, never the last prompt token), drops the cells after it and
+    /// evaluates only the rest. With none sharing, the least recently used one is cleared.
+    /// </summary>
+    public bool PrefixCaching { get; init; }
+
+    /// <summary>
     /// Loads a GGUF file and creates its context. <paramref name="contextSize"/> (tokens per sequence)
     /// 0 means the model's trained context, capped at <paramref name="defaultContextCap"/>. The KV cache
     /// holds that many tokens per sequence, or <paramref name="totalKvTokens"/> shared by all of them
     /// when given (TensorRT-LLM's paged KV cache: its size is the engine's, not per sequence).
     /// </summary>
-    public static LlamaModel Load(string path, int contextSize, int defaultContextCap, int maxContexts, int? threads, ILogger logger, long? totalKvTokens = null)
+    public static LlamaModel Load(string path, int contextSize, int defaultContextCap, int maxContexts, int? threads, ILogger logger,
+        long? totalKvTokens = null, bool prefixCaching = false)
     {
         LlamaNative.EnsureConfigured();
         var parameters = new ModelParams(path)
@@ -83,7 +97,7 @@ internal sealed class LlamaModel : IDisposable
             var perSequence = contextSize > 0 ? contextSize : Math.Min(trained > 0 ? trained : defaultContextCap, defaultContextCap);
             parameters.ContextSize = (uint)(totalKvTokens ?? (long)perSequence * maxContexts);
             var context = weights.CreateContext(parameters, logger);
-            return new LlamaModel(weights, context, perSequence, maxContexts);
+            return new LlamaModel(weights, context, perSequence, maxContexts) { PrefixCaching = prefixCaching };
         }
         catch
         {
@@ -116,19 +130,67 @@ internal sealed class LlamaModel : IDisposable
     }
 
     /// <summary>A sequence id with nothing in the KV cache; the scheduler admits at most <see cref="MaxContexts"/> requests, so one is free.</summary>
-    public LLamaSeqId RentSequence()
+    public LLamaSeqId RentSequence() => RentSequence([], out _);
+
+    /// <summary>
+    /// A free sequence for <paramref name="prompt"/>; <paramref name="reused"/> leading prompt tokens
+    /// are already in its KV cells (0 without prefix caching), the cells after them are dropped.
+    /// </summary>
+    public LLamaSeqId RentSequence(ReadOnlySpan<LLamaToken> prompt, out int reused)
     {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return _free.TryPop(out var seq)
-                ? seq
-                : throw new InvalidOperationException($"all {MaxContexts} llama.cpp sequences are in use");
+            reused = 0;
+            var best = -1;
+            for (var i = 0; i < _kept.Count; i++)
+            {
+                var shared = SharedBlocks(_kept[i].Tokens, prompt);
+                if (shared > reused)
+                {
+                    (best, reused) = (i, shared);
+                }
+            }
+            if (best < 0)
+            {
+                if (_free.TryPop(out var empty))
+                {
+                    return empty;
+                }
+                if (_kept.Count == 0)
+                {
+                    throw new InvalidOperationException($"all {MaxContexts} llama.cpp sequences are in use");
+                }
+                best = 0; // nothing shared, nothing empty: the least recently used kept sequence
+            }
+            var kept = _kept[best];
+            _kept.RemoveAt(best);
+            Context.NativeHandle.MemorySequenceRemove(kept.Sequence, reused, -1);
+            return kept.Sequence;
         }
     }
 
+    /// <summary>Tokens of <paramref name="cached"/> and <paramref name="prompt"/> in common from the start, in whole blocks, leaving the prompt's last token.</summary>
+    internal static int SharedBlocks(ReadOnlySpan<LLamaToken> cached, ReadOnlySpan<LLamaToken> prompt)
+    {
+        var limit = Math.Min(cached.Length, prompt.Length - 1);
+        var common = 0;
+        while (common < limit && (int)cached[common] == (int)prompt[common])
+        {
+            common++;
+        }
+        return common / PrefixBlockSize * PrefixBlockSize;
+    }
+
     /// <summary>Drops the sequence's tokens from the KV cache and makes the id free for the next request.</summary>
-    public void ReturnSequence(LLamaSeqId seq)
+    public void ReturnSequence(LLamaSeqId seq) => ReturnSequence(seq, null);
+
+    /// <summary>
+    /// The request on <paramref name="seq"/> ended. With prefix caching and <paramref name="evaluated"/>
+    /// (the tokens whose KV the sequence holds, in position order) its cells stay for the next request
+    /// to share; otherwise they are dropped.
+    /// </summary>
+    public void ReturnSequence(LLamaSeqId seq, LLamaToken[]? evaluated)
     {
         lock (_gate)
         {
@@ -136,10 +198,17 @@ internal sealed class LlamaModel : IDisposable
             {
                 return;
             }
+            if (PrefixCaching && evaluated is { Length: >= PrefixBlockSize })
+            {
+                _kept.Add(new KeptSequence(seq, evaluated));
+                return;
+            }
             Context.NativeHandle.MemorySequenceRemove(seq, -1, -1);
             _free.Push(seq);
         }
     }
+
+    private sealed record KeptSequence(LLamaSeqId Sequence, LLamaToken[] Tokens);
 
     public void Dispose()
     {

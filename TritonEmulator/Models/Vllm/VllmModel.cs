@@ -54,6 +54,9 @@ internal sealed class VllmModel : ISelfConfiguredBackend, IBatchedExecution
 
     public string Name { get; }
 
+    /// <summary>With prefix caching: called as each request starts with its prompt tokens and the tokens found cached (vLLM's prefix cache queries and hits).</summary>
+    public Action<int, int>? PrefixObserved { get; init; }
+
     public LlamaModel Model => _model;
 
     public ModelConfig CompletedConfig { get; }
@@ -142,7 +145,7 @@ internal sealed class VllmModel : ISelfConfiguredBackend, IBatchedExecution
             Logprobs: Flag(request, "return_logprobs") ?? false,
             NumInputTokens: Flag(request, "return_num_input_tokens") ?? false,
             NumOutputTokens: Flag(request, "return_num_output_tokens") ?? false);
-        return new VllmWork(_model, responses, prompt, tokens, sampling, outputs);
+        return new VllmWork(_model, responses, prompt, tokens, sampling, outputs, PrefixObserved);
     }
 
     private static string FirstString(RequestTensor tensor)

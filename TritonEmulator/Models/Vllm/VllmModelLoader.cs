@@ -15,7 +15,7 @@ namespace TritonEmulator.Models.Vllm;
 /// queue under the model's queue policy) and <c>emulator_threads</c> (llama.cpp threads).
 /// Anything wrong becomes a <see cref="ModelLoadException"/>, so the model is UNAVAILABLE with that reason.
 /// </summary>
-internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
+internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory, TritonEmulator.Metrics.TritonMetrics? metrics = null)
 {
     public const string EngineArgsFile = "model.json";
 
@@ -46,12 +46,12 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
         }
         var version = definition.Versions.Count == 0 ? 1 : definition.Versions[^1];
         var versionDirectory = Path.Combine(definition.Directory, version.ToString(CultureInfo.InvariantCulture));
-        var (path, maxModelLength) = ReadEngineArgs(versionDirectory);
+        var (path, maxModelLength, prefixCaching) = ReadEngineArgs(versionDirectory);
         LlamaNative.UseLogger(_logger);
         LlamaModel model;
         try
         {
-            model = LlamaModel.Load(path, maxModelLength, DefaultContextCap, maxContexts, threads, _logger);
+            model = LlamaModel.Load(path, maxModelLength, DefaultContextCap, maxContexts, threads, _logger, prefixCaching: prefixCaching);
         }
         catch (Exception exception) when (exception is LoadWeightsFailedException or RuntimeError or IOException or ArgumentException)
         {
@@ -63,10 +63,17 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
             MaxBatchSize = maxContexts,
         };
         LogLoaded(_logger, definition.Name, Path.GetFileName(path), model.ContextSize, maxContexts);
-        return new VllmModel(definition.Name, model, completed, scheduling, Seeds);
+        Action<int, int>? prefixObserved = null;
+        if (prefixCaching && metrics is not null)
+        {
+            var cache = metrics.VllmPrefixCache;
+            var label = version.ToString(CultureInfo.InvariantCulture);
+            prefixObserved = (prompt, reused) => cache.Record(definition.Name, label, prompt, reused);
+        }
+        return new VllmModel(definition.Name, model, completed, scheduling, Seeds) { PrefixObserved = prefixObserved };
     }
 
-    private static (string Path, int MaxModelLength) ReadEngineArgs(string versionDirectory)
+    private static (string Path, int MaxModelLength, bool PrefixCaching) ReadEngineArgs(string versionDirectory)
     {
         var argsPath = Path.Combine(versionDirectory, EngineArgsFile);
         if (!File.Exists(argsPath))
@@ -93,6 +100,16 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
         {
             throw new ModelLoadException($"'{argsPath}': max_model_len must be a positive integer");
         }
+        var prefixCaching = false;
+        if (args.TryGetProperty("enable_prefix_caching", out var caching))
+        {
+            prefixCaching = caching.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new ModelLoadException($"'{argsPath}': enable_prefix_caching must be true or false"),
+            };
+        }
         string path;
         if (args.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String && model.GetString() is { Length: > 0 } name)
         {
@@ -110,7 +127,7 @@ internal sealed partial class VllmModelLoader(ILoggerFactory loggerFactory)
             throw new ModelLoadException(
                 $"GGUF file '{path}' named by '{argsPath}' does not exist: this engine runs GGUF files with llama.cpp (it never downloads weights)");
         }
-        return (path, maxModelLength);
+        return (path, maxModelLength, prefixCaching);
     }
 
     private static int? PositiveParameter(ModelConfig config, string key)

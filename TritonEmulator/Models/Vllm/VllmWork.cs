@@ -36,9 +36,14 @@ internal sealed class VllmWork : IScheduledWork
     private LLamaToken _last;
     private float _cumulativeLogprob;
     private bool _released;
+    private bool _failed;
+    private readonly List<LLamaToken> _fed = [];
+    private readonly Action<int, int>? _onStart;
 
-    public VllmWork(LlamaModel model, ResponseStream responses, string prompt, LLamaToken[] tokens, SamplingParameters sampling, VllmOutputs outputs)
+    public VllmWork(LlamaModel model, ResponseStream responses, string prompt, LLamaToken[] tokens, SamplingParameters sampling, VllmOutputs outputs,
+        Action<int, int>? onStart = null)
     {
+        _onStart = onStart;
         _model = model;
         _responses = responses;
         _prompt = prompt;
@@ -57,6 +62,9 @@ internal sealed class VllmWork : IScheduledWork
     public long KvTokens => _tokens.Length + _maxTokens;
 
     public int ResponsesWritten => _responses.Written;
+
+    /// <summary>Prompt tokens found in the sequence's KV cells (prefix caching), not evaluated again.</summary>
+    public int ReusedTokens { get; private set; }
 
     /// <summary>Why generation ended ("stop" / "length"), or null while it runs.</summary>
     public string? FinishReason { get; private set; }
@@ -91,6 +99,10 @@ internal sealed class VllmWork : IScheduledWork
         else
         {
             _logitsIndex = batch.Add(_last, _tokens.Length + _generated - 1, sequence, true);
+            if (_model.PrefixCaching)
+            {
+                _fed.Add(_last);
+            }
         }
     }
 
@@ -154,13 +166,31 @@ internal sealed class VllmWork : IScheduledWork
 
     public void Fail(InferenceException error)
     {
+        _failed = true; // the step may have failed mid-decode: its KV cells are not trusted
         Release();
         _responses.Fail(error);
     }
 
+    /// <summary>The tokens whose KV the sequence holds, in position order: the prompt evaluated so far, then every generated token fed back.</summary>
+    private LLamaToken[] Evaluated()
+    {
+        var prompt = Math.Min(_prefilled, _tokens.Length);
+        var evaluated = new LLamaToken[prompt + (prompt == _tokens.Length ? _fed.Count : 0)];
+        _tokens.AsSpan(0, prompt).CopyTo(evaluated);
+        if (prompt == _tokens.Length)
+        {
+            _fed.CopyTo(evaluated, prompt);
+        }
+        return evaluated;
+    }
+
     private void Start()
     {
-        _sequence = _model.RentSequence();
+        _sequence = _model.RentSequence(_tokens, out var reused);
+        // Prefix caching: the shared prompt tokens are in the sequence's KV cells already; evaluate the rest.
+        _prefilled = reused;
+        ReusedTokens = reused;
+        _onStart?.Invoke(_tokens.Length, reused);
         _decoder = _model.CreateDecoder();
         // Penalties look at every generated token (the sampler only ever sees generated tokens).
         _pipeline = new VllmSamplingPipeline(_sampling, _model.ContextSize);
@@ -246,7 +276,7 @@ internal sealed class VllmWork : IScheduledWork
         _pipeline?.Dispose();
         if (_sequence is { } sequence)
         {
-            _model.ReturnSequence(sequence);
+            _model.ReturnSequence(sequence, _failed || !_model.PrefixCaching ? null : Evaluated());
         }
     }
 }

@@ -19,6 +19,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
     public const string SingleContextModel = "tiny_single";
     public const string TwoContextModel = "tiny_pair";
     public const string MissingModel = "missing";
+    public const string CachedModel = "tiny_cached";
 
     private WebApplication? _app;
 
@@ -30,6 +31,9 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
     public Uri GrpcAddress { get; private set; } = null!;
 
     public GRPCInferenceService.GRPCInferenceServiceClient Client { get; private set; } = null!;
+
+    /// <summary>The engine's Prometheus endpoint.</summary>
+    public Uri MetricsAddress { get; private set; } = null!;
 
     public HttpClient Http { get; private set; } = null!;
 
@@ -43,6 +47,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
         // Beyond the trained 256 tokens (llama.cpp allows it), so a request can run long enough to be cancelled.
         WriteModel(SingleContextModel, """{"model": "../../tiny.gguf", "max_model_len": 8192}""", maxContexts: 1, copyFrom: null);
         WriteModel(TwoContextModel, """{"model": "../../tiny.gguf", "max_model_len": 8192}""", maxContexts: 2, copyFrom: null);
+        WriteModel(CachedModel, """{"model": "../../tiny.gguf", "max_model_len": 1024, "enable_prefix_caching": true}""", maxContexts: 1, copyFrom: null);
         WriteModel(MissingModel, """{"model": "not-here.gguf"}""", maxContexts: 1, copyFrom: null);
         _app = EmulatorApplication.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -55,6 +60,7 @@ public sealed class TinyLlamaEngine : IAsyncLifetime
         await _app.StartAsync();
         var endpoints = _app.GetEndpoints();
         GrpcAddress = endpoints.Grpc;
+        MetricsAddress = endpoints.Metrics;
         Channel = GrpcChannel.ForAddress(endpoints.Grpc);
         Client = new GRPCInferenceService.GRPCInferenceServiceClient(Channel);
         Http = new HttpClient { BaseAddress = endpoints.Http };
