@@ -98,7 +98,7 @@ public sealed class BenchmarkSmokeTests
             // Every guide generated tokens and has a TPOT (the tiny shape's can round to 0.00 ms: no assertion on speed).
             Assert.All(rows, row =>
             {
-                Assert.True(double.Parse(Cells(row)[2], System.Globalization.CultureInfo.InvariantCulture) > 1, row);
+                Assert.True(double.Parse(Cells(row)[2], System.Globalization.CultureInfo.InvariantCulture) > 0, row);
                 Assert.True(double.Parse(Cells(row)[3], System.Globalization.CultureInfo.InvariantCulture) >= 0, row);
             });
         }
