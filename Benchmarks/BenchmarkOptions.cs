@@ -23,12 +23,15 @@ internal sealed record BenchmarkOptions
     /// <summary>The usage ledger's cost and its PostgreSQL outage (real PostgreSQL, ~1 minute); only when asked for.</summary>
     public const string LedgerScenario = Ledger.LedgerScenario.Name;
 
-    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, PrefixScenario, LedgerScenario];
+    /// <summary>The cost per token of structured-output grammars on the TinyLlama-1.1B-shaped model (~3 minutes); only when asked for.</summary>
+    public const string GrammarScenario = Llama.GrammarBenchmark.Name;
+
+    public static readonly string[] KnownScenarios = [.. AllScenarios, LlamaScenario, FaultsScenario, PeersScenario, PrefixScenario, LedgerScenario, GrammarScenario];
 
     public const string Usage = """
         dotnet run -c Release --project Benchmarks -- [options]
-          --scenarios rates,streams,idle,soak,llama,faults,peers,prefix,ledger   which scenarios (default: rates,streams,idle,soak;
-                                'llama', 'faults', 'peers', 'prefix' and 'ledger' run only when named)
+          --scenarios rates,streams,idle,soak,llama,faults,peers,prefix,ledger,grammar   which scenarios (default: rates,streams,idle,soak;
+                                'llama', 'faults', 'peers', 'prefix', 'ledger' and 'grammar' run only when named)
           --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
           --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 20)
           --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 6)

@@ -15,7 +15,8 @@ internal static class BenchmarkRunner
         var started = Stopwatch.GetTimestamp();
         var report = new BenchmarkReport();
         var fasterTransformer = options.Scenarios.Where(static s => s is not BenchmarkOptions.LlamaScenario and not BenchmarkOptions.FaultsScenario
-            and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.PrefixScenario and not BenchmarkOptions.LedgerScenario).ToList();
+            and not BenchmarkOptions.PeersScenario and not BenchmarkOptions.PrefixScenario and not BenchmarkOptions.LedgerScenario
+            and not BenchmarkOptions.GrammarScenario).ToList();
         if (fasterTransformer.Count > 0)
         {
             await RunFasterTransformerAsync(options, fasterTransformer, report, log, cancellationToken);
@@ -26,33 +27,17 @@ internal static class BenchmarkRunner
             await LlamaShapeBenchmark.RunAsync(options, report, log, cancellationToken); // logs each row itself
         }
 
-        string? faults = null;
-        if (options.Scenarios.Contains(BenchmarkOptions.FaultsScenario))
-        {
-            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.FaultsScenario} ...");
-            faults = await Faults.FaultScenario.RunAsync(options, log, cancellationToken);
-        }
-        string? peers = null;
-        if (options.Scenarios.Contains(BenchmarkOptions.PeersScenario))
-        {
-            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PeersScenario} ...");
-            peers = await Peers.PeersScenario.RunAsync(options, log, cancellationToken);
-        }
-        string? prefix = null;
-        if (options.Scenarios.Contains(BenchmarkOptions.PrefixScenario))
-        {
-            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.PrefixScenario} ...");
-            prefix = await Prefix.PrefixScenario.RunAsync(options, log, cancellationToken);
-        }
-        string? ledger = null;
-        if (options.Scenarios.Contains(BenchmarkOptions.LedgerScenario))
-        {
-            log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {BenchmarkOptions.LedgerScenario} ...");
-            ledger = await Ledger.LedgerScenario.RunAsync(options, log, cancellationToken);
-        }
+        var faults = await RunMarkedAsync(BenchmarkOptions.FaultsScenario, Faults.FaultScenario.RunAsync, options, log, cancellationToken);
+        var peers = await RunMarkedAsync(BenchmarkOptions.PeersScenario, Peers.PeersScenario.RunAsync, options, log, cancellationToken);
+        var prefix = await RunMarkedAsync(BenchmarkOptions.PrefixScenario, Prefix.PrefixScenario.RunAsync, options, log, cancellationToken);
+        var ledger = await RunMarkedAsync(BenchmarkOptions.LedgerScenario, Ledger.LedgerScenario.RunAsync, options, log, cancellationToken);
+        var grammar = await RunMarkedAsync(BenchmarkOptions.GrammarScenario, GrammarBenchmark.RunAsync, options, log, cancellationToken);
         var output = options.Output ?? Path.Combine(Path.GetDirectoryName(ModelRepository.FindModels())!, "BENCHMARKS.md");
         var existing = File.Exists(output) ? await File.ReadAllTextAsync(output, cancellationToken) : "";
-        var sections = new[] { (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Prefix, prefix), (MarkedSection.Ledger, ledger) };
+        var sections = new[]
+        {
+            (MarkedSection.Faults, faults), (MarkedSection.Peers, peers), (MarkedSection.Prefix, prefix), (MarkedSection.Ledger, ledger), (MarkedSection.Grammar, grammar),
+        };
         if (sections.Count(static s => s.Item2 is not null) == options.Scenarios.Count)
         {
             // A run of only marked-section scenarios updates their own sections and leaves the rest of the report as it was.
@@ -89,6 +74,18 @@ internal static class BenchmarkRunner
         await File.WriteAllTextAsync(output, markdown, cancellationToken);
         log.WriteLine($"wrote {output}");
         return report;
+    }
+
+    /// <summary>Runs a scenario that writes its own marked section of the report, when it was asked for; its markdown, or null.</summary>
+    private static async Task<string?> RunMarkedAsync(string scenario, Func<BenchmarkOptions, TextWriter, CancellationToken, Task<string>> run,
+        BenchmarkOptions options, TextWriter log, CancellationToken cancellationToken)
+    {
+        if (!options.Scenarios.Contains(scenario))
+        {
+            return null;
+        }
+        log.WriteLine($"{TimeProvider.System.GetUtcNow():HH:mm:ss} scenario {scenario} ...");
+        return await run(options, log, cancellationToken);
     }
 
     /// <summary>The scenarios on the emulated FasterTransformer models (zero-latency and slow), direct and through the gateway.</summary>

@@ -31,12 +31,13 @@ internal sealed class DirectVllmClient : IDisposable
         _client = new GRPCInferenceService.GRPCInferenceServiceClient(_channel);
     }
 
-    private static ModelInferRequest Request(string model, string chatTemplate, string userMessage, int maxTokens)
+    private static ModelInferRequest Request(string model, string chatTemplate, string userMessage, int maxTokens, string? structuredOutputs)
     {
         var template = ChatTemplates.Get(chatTemplate);
         var prompt = template.Render([new ChatTurn("user", userMessage)]);
         var stop = string.Join(',', template.StopStrings.Select(static s => System.Text.Json.JsonSerializer.Serialize(s, LoadJson.Default.String)));
-        var sampling = string.Create(CultureInfo.InvariantCulture, $$"""{"max_tokens":{{maxTokens}},"temperature":0,"stop":[{{stop}}]}""");
+        var structured = structuredOutputs is null ? "" : ",\"structured_outputs\":" + System.Text.Json.JsonSerializer.Serialize(structuredOutputs, LoadJson.Default.String);
+        var sampling = string.Create(CultureInfo.InvariantCulture, $$"""{"max_tokens":{{maxTokens}},"temperature":0,"stop":[{{stop}}]{{structured}}}""");
         var request = new ModelInferRequest { ModelName = model, Id = Guid.NewGuid().ToString("N") };
         Add(request, "text_input", "BYTES", TensorCodec.EncodeStrings(prompt));
         Add(request, "stream", "BOOL", TensorCodec.EncodeBool([true]));
@@ -61,8 +62,9 @@ internal sealed class DirectVllmClient : IDisposable
     /// <c>num_output_tokens</c>; <paramref name="interTokenMs"/> gets (last − first text response) ÷ (tokens − 1).
     /// Ok when the final response came with no error and exactly <paramref name="maxTokens"/> tokens.
     /// </summary>
+    /// <param name="structuredOutputs">vLLM's <c>structured_outputs</c> (a JSON string), or null for free text.</param>
     public async Task<(RequestResult Result, int PromptTokens)> StreamAsync(string model, string chatTemplate, string userMessage, int maxTokens,
-        List<double> interTokenMs, CancellationToken cancellationToken)
+        List<double> interTokenMs, CancellationToken cancellationToken, string? structuredOutputs = null)
     {
         var start = Stopwatch.GetTimestamp();
         long first = 0, last = 0;
@@ -73,7 +75,7 @@ internal sealed class DirectVllmClient : IDisposable
         try
         {
             using var call = _client.ModelStreamInfer(cancellationToken: cancellationToken);
-            await call.RequestStream.WriteAsync(Request(model, chatTemplate, userMessage, maxTokens), cancellationToken);
+            await call.RequestStream.WriteAsync(Request(model, chatTemplate, userMessage, maxTokens, structuredOutputs), cancellationToken);
             while (await call.ResponseStream.MoveNext(cancellationToken))
             {
                 var message = call.ResponseStream.Current;

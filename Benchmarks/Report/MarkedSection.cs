@@ -18,6 +18,9 @@ internal sealed class MarkedSection(string scenario)
     /// <summary>The ledger scenario's section.</summary>
     public static MarkedSection Ledger { get; } = new("ledger");
 
+    /// <summary>The grammar scenario's section (structured-output decoding cost).</summary>
+    public static MarkedSection Grammar { get; } = new("grammar");
+
     public string Begin { get; } = $"<!-- {scenario}:begin (written by --scenarios {scenario}; other runs keep it) -->";
 
     public string End { get; } = $"<!-- {scenario}:end -->";

@@ -1,3 +1,4 @@
+using Gateway.Structured;
 using Gateway.Text;
 
 namespace Gateway.Generation;
@@ -27,6 +28,15 @@ public sealed record GenerationRequest
 
     /// <summary>A sub-tenant for fair queueing (the <c>Gateway:Routing:TenantHeader</c> header), within the API key's tenant.</summary>
     public string? SubTenant { get; init; }
+
+    /// <summary>The constraint on the output (response_format, or a named / required tool choice); null = free text.</summary>
+    public OutputGuide? Guide { get; init; }
+
+    /// <summary>The parameter the constraint came from, for errors (<c>response_format</c> or <c>tool_choice</c>).</summary>
+    public string? GuideParam { get; init; }
+
+    /// <summary>The request's tools and tool choice; null when it has none.</summary>
+    public ToolCalling? Tools { get; init; }
 
     public bool IsChat => Messages is not null;
 }

@@ -4,6 +4,7 @@ using Gateway.Ledger;
 using Gateway.Models;
 using Gateway.Quotas;
 using Gateway.Routing;
+using Gateway.Text;
 using Gateway.Telemetry;
 using Gateway.Triton;
 using Gateway.Triton.Contracts;
@@ -53,7 +54,16 @@ internal sealed partial class GenerationService(
             throw new GatewayException(GatewayError.PermissionDenied, $"The API key may not use the model `{model.Id}`.", "model", "model_not_allowed");
         }
 
-        var prompt = request.IsChat ? model.ChatTemplate.Render(request.Messages!) : request.Prompt ?? "";
+        if (request.Guide is not null && !model.Contract.SupportsGuidedDecoding)
+        {
+            var supported = string.Join(", ", catalog.Models.Where(m => m.Contract.SupportsGuidedDecoding && caller.MayUse(m.Id)).Select(m => $"'{m.Id}'"));
+            throw new GatewayException(GatewayError.Unsupported,
+                $"The model `{model.Id}` runs on Triton's {model.Contract.Name} backend, which has no constrained (guided) decoding, so '{request.GuideParam}' cannot be honoured. "
+                + (supported.Length > 0 ? $"Models that support it: {supported}." : "No model of this gateway supports it (models on the vllm and tensorrtllm backends do)."),
+                request.GuideParam, "unsupported_parameter");
+        }
+        var messages = request.IsChat ? ToolPrompts.Prepare(request.Messages!, request.Tools, model.Options.ToolCallParser) : null;
+        var prompt = request.IsChat ? model.ChatTemplate.Render(messages!) : request.Prompt ?? "";
         var promptIds = model.Tokenizer.Encode(prompt);
         var promptTokens = promptIds.Count;
         var options = model.Options;
@@ -121,6 +131,7 @@ internal sealed partial class GenerationService(
         {
             Prompt = prompt,
             StopStrings = stops,
+            Guide = request.Guide,
         };
         var tritonRequest = model.Contract.CreateRequest(input);
         var settings = tritonOptions.Value;

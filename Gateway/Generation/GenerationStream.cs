@@ -83,6 +83,9 @@ internal sealed partial class GenerationStream : IAsyncDisposable
 
     public string Model => _context.Model.Id;
 
+    /// <summary>The model's tool-call format (how its answers are parsed for tool calls).</summary>
+    public string ToolCallParser => _context.Model.Options.ToolCallParser;
+
     /// <summary>Unix seconds, the same for every chunk of the stream.</summary>
     public long Created { get; }
 

@@ -35,6 +35,13 @@ public sealed class ModelOptions
     /// <summary>The chat template: <c>gpt-plain</c>, <c>chatml</c>, <c>zephyr</c> or <c>llama2</c>.</summary>
     public string ChatTemplate { get; set; } = "gpt-plain";
 
+    /// <summary>
+    /// How the model writes tool calls and how its answers are parsed for them: <c>hermes</c>
+    /// (<c>&lt;tool_call&gt;</c> JSON; Hermes, Qwen and other chatml models), <c>llama3_json</c> or <c>mistral</c>
+    /// (<c>[TOOL_CALLS]</c>), as vLLM's <c>--tool-call-parser</c> names them.
+    /// </summary>
+    public string ToolCallParser { get; set; } = "hermes";
+
     /// <summary>Prompt + completion tokens the model can hold.</summary>
     public int ContextWindow { get; set; } = 2048;
 
@@ -88,6 +95,10 @@ internal sealed class ModelCatalogOptionsValidator : IValidateOptions<ModelCatal
             if (!Text.ChatTemplates.IsKnown(model.ChatTemplate))
             {
                 failures.Add($"{key}:ChatTemplate '{model.ChatTemplate}' is unknown (known: {string.Join(", ", Text.ChatTemplates.Names)}).");
+            }
+            if (!Structured.ToolCallParsers.IsKnown(model.ToolCallParser))
+            {
+                failures.Add($"{key}:ToolCallParser '{model.ToolCallParser}' is unknown (known: {string.Join(", ", Structured.ToolCallParsers.Names)}).");
             }
             if (model.ContextWindow < 2)
             {

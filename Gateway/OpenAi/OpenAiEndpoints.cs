@@ -306,7 +306,7 @@ internal sealed partial class OpenAiHandler(
                     Id = stream.Id,
                     Created = stream.Created,
                     Model = stream.Model,
-                    Choices = [new ChatChoice { Index = 0, Message = new AssistantMessage { Content = text.ToString() }, FinishReason = finish }],
+                    Choices = [ChatAnswer(request, text.ToString(), stream)],
                     Usage = usage,
                 };
                 await response.WriteAsJsonAsync(body, OpenAiJsonContext.Default.ChatCompletion, cancellationToken: context.RequestAborted).ConfigureAwait(false);
@@ -366,7 +366,14 @@ internal sealed partial class OpenAiHandler(
             {
                 try
                 {
-                    await WriteEventsAsync(sse, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+                    if (chat && ToolAnswers.HasToolCalling(request))
+                    {
+                        await WriteToolEventsAsync(sse, stream, request, includeUsage, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await WriteEventsAsync(sse, stream, chat, includeUsage, cancellationToken).ConfigureAwait(false);
+                    }
                 }
                 catch (GatewayException ex)
                 {
@@ -475,6 +482,103 @@ internal sealed partial class OpenAiHandler(
         }
         // [DONE] is flushed before the stream's bookkeeping (Triton's close, quota, metrics) runs at dispose.
         await sse.CompleteAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static ChatChoice ChatAnswer(GenerationRequest request, string text, GenerationStream stream)
+    {
+        var (content, calls, finish) = ToolAnswers.Shape(request, text, stream.FinishReason, stream.ToolCallParser, stream.Id);
+        return new ChatChoice { Index = 0, Message = new AssistantMessage { Content = content, ToolCalls = calls }, FinishReason = finish };
+    }
+
+    /// <summary>
+    /// A chat stream with tools: content deltas as usual; tool calls as <c>delta.tool_calls</c>
+    /// (the first piece of a call with its index, id, type and name, then its arguments). A named
+    /// choice streams the constrained arguments token by token; a required choice and the model's
+    /// own (auto) calls are read by the parser and sent as each call's JSON completes.
+    /// </summary>
+    private static async Task WriteToolEventsAsync(SseResponse sse, GenerationStream stream, GenerationRequest request, bool includeUsage, CancellationToken cancellationToken)
+    {
+        await sse.StartAsync(stream.Id, Milliseconds(stream.Overhead), cancellationToken).ConfigureAwait(false);
+        var tools = request.Tools!;
+        var delta = new ChunkDelta { Role = "assistant" };
+        var choice = new ChunkChoice { Index = 0, Delta = delta };
+        var chunk = new ChatCompletionChunk { Id = stream.Id, Created = stream.Created, Model = stream.Model, Choices = [choice] };
+        var calls = 0;
+        if (tools.Mode == Structured.ToolChoiceMode.Named)
+        {
+            delta.ToolCalls = [new ToolCallDeltaJson { Index = 0, Id = ToolAnswers.CallId(stream.Id, 0), Type = "function", Function = new FunctionDeltaJson { Name = tools.Function, Arguments = "" } }];
+            await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+            delta.Role = null;
+            // Per token only the argument text is written into a frame serialised once.
+            delta.ToolCalls = [new ToolCallDeltaJson { Index = 0, Function = new FunctionDeltaJson { Arguments = SseWriter.TextPlaceholder } }];
+            var frame = SseWriter.CreateFrame(chunk, OpenAiJsonContext.Default.ChatCompletionChunk)
+                ?? throw new InvalidOperationException("the tool-call delta frame has no single placeholder");
+            await foreach (var piece in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (!piece.Chars.IsEmpty)
+                {
+                    await sse.WriteDeltaAsync(frame, piece.Chars, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            delta.ToolCalls = null;
+            choice.FinishReason = stream.FinishReason == FinishReason.Length ? "length" : "stop";
+        }
+        else
+        {
+            delta.Content = "";
+            await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+            delta.Role = null;
+            var parser = tools.Mode == Structured.ToolChoiceMode.Required
+                ? new Structured.ToolCallStreamParser(Structured.ToolCallParsers.Mistral, startInCalls: true)
+                : new Structured.ToolCallStreamParser(stream.ToolCallParser);
+            var events = new List<Structured.ToolCallEvent>();
+            await foreach (var piece in stream.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                parser.Push(piece.Chars.Span, events);
+                calls = await WriteToolEventsAsync(sse, chunk, events, calls, cancellationToken).ConfigureAwait(false);
+            }
+            parser.Finish(events);
+            calls = await WriteToolEventsAsync(sse, chunk, events, calls, cancellationToken).ConfigureAwait(false);
+            delta.Content = null;
+            delta.ToolCalls = null;
+            choice.FinishReason = stream.FinishReason == FinishReason.Length ? "length" : calls > 0 ? "tool_calls" : "stop";
+        }
+        await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+        if (includeUsage)
+        {
+            chunk.Choices = [];
+            chunk.Usage = ToUsage(stream);
+            await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+        }
+        await sse.CompleteAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the parser's events: content as content deltas, each call as its header then its arguments.</summary>
+    private static async Task<int> WriteToolEventsAsync(SseResponse sse, ChatCompletionChunk chunk, List<Structured.ToolCallEvent> events, int calls, CancellationToken cancellationToken)
+    {
+        var delta = chunk.Choices[0].Delta;
+        foreach (var e in events)
+        {
+            if (e.Call is { } call)
+            {
+                delta.Content = null;
+                delta.ToolCalls = [new ToolCallDeltaJson { Index = calls, Id = ToolAnswers.CallId(chunk.Id, calls), Type = "function", Function = new FunctionDeltaJson { Name = call.Name, Arguments = "" } }];
+                await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+                delta.ToolCalls = [new ToolCallDeltaJson { Index = calls, Function = new FunctionDeltaJson { Arguments = call.Arguments } }];
+                await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+                calls++;
+            }
+            else if (!string.IsNullOrEmpty(e.Content))
+            {
+                delta.ToolCalls = null;
+                delta.Content = e.Content;
+                await sse.WriteAsync(chunk, OpenAiJsonContext.Default.ChatCompletionChunk, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        events.Clear();
+        delta.ToolCalls = null;
+        delta.Content = null;
+        return calls;
     }
 
     private static Usage ToUsage(GenerationStream stream)

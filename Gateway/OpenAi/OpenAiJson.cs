@@ -26,6 +26,7 @@ internal sealed class ChatCompletionRequest
     public JsonElement? LogitBias { get; set; }
     public JsonElement? Tools { get; set; }
     public JsonElement? ToolChoice { get; set; }
+    public bool? ParallelToolCalls { get; set; }
     public JsonElement? Functions { get; set; }
     public JsonElement? FunctionCall { get; set; }
     public JsonElement? ResponseFormat { get; set; }
@@ -42,6 +43,7 @@ internal sealed class ChatMessage
     public JsonElement? Content { get; set; }
     public string? Name { get; set; }
     public JsonElement? ToolCalls { get; set; }
+    public JsonElement? ToolCallId { get; set; }
 }
 
 internal sealed class StreamOptions
@@ -109,6 +111,35 @@ internal sealed class AssistantMessage
     public string? Content { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? Refusal { get; set; }
+    public List<ToolCallJson>? ToolCalls { get; set; }
+}
+
+internal sealed class ToolCallJson
+{
+    public required string Id { get; set; }
+    public string Type { get; set; } = "function";
+    public required FunctionCallJson Function { get; set; }
+}
+
+internal sealed class FunctionCallJson
+{
+    public required string Name { get; set; }
+    public required string Arguments { get; set; }
+}
+
+/// <summary>A streamed tool-call piece: the first carries id, type and name; later ones only argument text.</summary>
+internal sealed class ToolCallDeltaJson
+{
+    public int Index { get; set; }
+    public string? Id { get; set; }
+    public string? Type { get; set; }
+    public required FunctionDeltaJson Function { get; set; }
+}
+
+internal sealed class FunctionDeltaJson
+{
+    public string? Name { get; set; }
+    public string? Arguments { get; set; }
 }
 
 internal sealed class ChatCompletionChunk
@@ -135,6 +166,7 @@ internal sealed class ChunkDelta
 {
     public string? Role { get; set; }
     public string? Content { get; set; }
+    public List<ToolCallDeltaJson>? ToolCalls { get; set; }
 }
 
 internal sealed class TextCompletion

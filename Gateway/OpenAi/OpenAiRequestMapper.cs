@@ -10,7 +10,7 @@ namespace Gateway.OpenAi;
 /// a 400 that names the parameter; options the gateway cannot honour (n &gt; 1, tools, logprobs,
 /// …) are refused with a message that says so instead of being silently ignored.
 /// </summary>
-internal static class OpenAiRequestMapper
+internal static partial class OpenAiRequestMapper
 {
     /// <summary>OpenAI's default <c>max_tokens</c> for the legacy completions endpoint.</summary>
     public const int DefaultCompletionMaxTokens = 16;
@@ -39,18 +39,14 @@ internal static class OpenAiRequestMapper
             {
                 case null:
                     throw Invalid($"{param}.role", $"Missing required parameter: '{param}.role'.", "missing_required_parameter");
-                case "system" or "developer" or "user" or "assistant":
+                case "system" or "developer" or "user" or "assistant" or "tool":
                     break;
-                case "tool" or "function":
-                    throw Unsupported($"{param}.role", $"Messages with role '{message.Role}' are not supported: this gateway does not support tool calling.");
+                case "function":
+                    throw Unsupported($"{param}.role", "Messages with role 'function' (deprecated function calling) are not supported: use tools and role 'tool'.");
                 default:
-                    throw Invalid($"{param}.role", $"Invalid value for '{param}.role': '{message.Role}'. Supported values are: 'system', 'developer', 'user' and 'assistant'.");
+                    throw Invalid($"{param}.role", $"Invalid value for '{param}.role': '{message.Role}'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.");
             }
-            if (message.ToolCalls is { ValueKind: not JsonValueKind.Null })
-            {
-                throw Unsupported($"{param}.tool_calls", "Tool calls are not supported by this gateway.");
-            }
-            turns.Add(new ChatTurn(message.Role, FlattenContent(message.Content, message.Role, param)));
+            turns.Add(MapTurn(message, param, turns));
         }
         if (request.N is { } n && n != 1)
         {
@@ -67,21 +63,12 @@ internal static class OpenAiRequestMapper
             throw Unsupported("top_logprobs", "top_logprobs is not supported by this gateway.");
         }
         RejectIfPresent(request.LogitBias, "logit_bias", "logit_bias is not supported by this gateway.");
-        RejectIfPresent(request.Tools, "tools", "Tool calling is not supported by this gateway.");
         RejectIfPresent(request.Functions, "functions", "Function calling is not supported by this gateway.");
         RejectIfPresent(request.FunctionCall, "function_call", "Function calling is not supported by this gateway.");
         RejectIfPresent(request.Audio, "audio", "Audio output is not supported by this gateway.");
         RejectIfPresent(request.Prediction, "prediction", "Predicted outputs are not supported by this gateway.");
-        if (request.ToolChoice is { ValueKind: not JsonValueKind.Null } toolChoice
-            && !(toolChoice.ValueKind == JsonValueKind.String && toolChoice.GetString() == "none"))
-        {
-            throw Unsupported("tool_choice", "Tool calling is not supported by this gateway.");
-        }
-        if (request.ResponseFormat is { ValueKind: JsonValueKind.Object } format
-            && !(format.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
-        {
-            throw Unsupported("response_format", "Only response_format {\"type\":\"text\"} is supported by this gateway.");
-        }
+        var tools = MapTools(request.Tools, request.ToolChoice, request.ParallelToolCalls);
+        var format = MapResponseFormat(request.ResponseFormat, turns);
         if (request.Modalities is { ValueKind: JsonValueKind.Array } modalities)
         {
             foreach (var modality in modalities.EnumerateArray())
@@ -115,6 +102,10 @@ internal static class OpenAiRequestMapper
             Sampling = MapSampling(request.Temperature, request.TopP, request.TopK, request.Seed, request.PresencePenalty, request.FrequencyPenalty),
             Stop = MapStop(request.Stop),
             Priority = MapPriority(request.Priority),
+            Tools = tools,
+            // A named or required tool choice constrains the answer to the call; else response_format does.
+            Guide = ToolGuide(tools) ?? format,
+            GuideParam = ToolGuide(tools) is not null ? "tool_choice" : format is not null ? "response_format" : null,
         };
     }
 

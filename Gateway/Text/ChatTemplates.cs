@@ -1,9 +1,17 @@
 using System.Text;
+using Gateway.Structured;
 
 namespace Gateway.Text;
 
 /// <summary>One chat message after the face has flattened it to text.</summary>
-public sealed record ChatTurn(string Role, string Content);
+public sealed record ChatTurn(string Role, string Content)
+{
+    /// <summary>An assistant message's tool calls.</summary>
+    public IReadOnlyList<ChatToolCall>? ToolCalls { get; init; }
+
+    /// <summary>A <c>tool</c> message's <c>tool_call_id</c>: the call it answers.</summary>
+    public string? ToolCallId { get; init; }
+}
 
 /// <summary>Turns chat messages into one prompt for a plain text-completion model.</summary>
 public interface IChatTemplate
@@ -75,6 +83,9 @@ internal sealed class GptPlainChatTemplate : IChatTemplate
                 case "assistant":
                     prompt.Append("Assistant: ").Append(message.Content).Append('\n');
                     break;
+                case "tool":
+                    prompt.Append("Tool: ").Append(message.Content).Append('\n');
+                    break;
             }
         }
         prompt.Append("Assistant:");
@@ -85,7 +96,7 @@ internal sealed class GptPlainChatTemplate : IChatTemplate
 /// <summary>
 /// <c>chatml</c> (Qwen, OpenHermes, many fine-tunes): every message as
 /// <c>&lt;|im_start|&gt;{role}\n{content}&lt;|im_end|&gt;\n</c> (<c>developer</c> is written as
-/// <c>system</c>), then <c>&lt;|im_start|&gt;assistant\n</c> for the model to continue. Stop string:
+/// <c>system</c>; a tool result as role <c>tool</c>, as Hermes-2-Pro's template does), then <c>&lt;|im_start|&gt;assistant\n</c> for the model to continue. Stop string:
 /// <c>&lt;|im_end|&gt;</c>.
 /// </summary>
 internal sealed class ChatMlChatTemplate : IChatTemplate
@@ -127,7 +138,7 @@ internal sealed class ZephyrChatTemplate : IChatTemplate
         var prompt = new StringBuilder();
         foreach (var message in messages)
         {
-            var role = message.Role == "developer" ? "system" : message.Role;
+            var role = message.Role switch { "developer" => "system", "tool" => "user", _ => message.Role };
             prompt.Append("<|").Append(role).Append("|>\n").Append(message.Content).Append("</s>\n");
         }
         prompt.Append("<|assistant|>\n");
@@ -166,7 +177,7 @@ internal sealed class Llama2ChatTemplate : IChatTemplate
         {
             switch (message.Role)
             {
-                case "user":
+                case "user" or "tool":
                     if (open)
                     {
                         // Two user turns in a row: close the first with an empty answer.

@@ -30,6 +30,9 @@ internal sealed class FasterTransformerContract : ITritonContract
 {
     public string Name => TritonContracts.FasterTransformer;
 
+    /// <summary>FasterTransformer samples with no grammar or logits processor: no structured outputs.</summary>
+    public bool SupportsGuidedDecoding => false;
+
     public ModelInferRequest CreateRequest(TritonGenerationInput input)
     {
         var request = TritonContracts.NewStreamRequest(input);

@@ -16,6 +16,9 @@ public interface ITritonContract
     ModelInferRequest CreateRequest(TritonGenerationInput input);
 
     ITritonResponseDecoder CreateDecoder(TritonGenerationInput input);
+
+    /// <summary>Whether the backend can constrain its output to a JSON schema (guided / structured decoding).</summary>
+    bool SupportsGuidedDecoding => true;
 }
 
 /// <summary>Everything a contract needs to build one request.</summary>
@@ -36,6 +39,9 @@ public sealed record TritonGenerationInput(
 
     /// <summary>The stop strings as text (client's plus the template's), for text contracts.</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>The constraint on the output (structured outputs / a forced tool call); null = free text.</summary>
+    public Structured.OutputGuide? Guide { get; init; }
 }
 
 /// <summary>

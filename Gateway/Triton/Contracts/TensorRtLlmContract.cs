@@ -24,7 +24,9 @@ namespace Gateway.Triton.Contracts;
 /// when top-k and top-p are both 0; <c>seed</c> → <c>seed</c> UINT64 (two's complement for negatives); <c>presence_penalty</c>,
 /// <c>frequency_penalty</c> → the same names, FP32 (TensorRT-LLM's are additive like OpenAI's);
 /// <c>stop</c> (+ the template's stop strings) → <c>stop_words</c> BYTES [1, N], which preprocessing
-/// tokenizes into <c>stop_words_list</c>. Unset values are not sent, so the engine's defaults apply.</item>
+/// tokenizes into <c>stop_words_list</c>. Unset values are not sent, so the engine's defaults apply.
+/// A structured output / forced tool call → <c>guided_decoding_guide_type</c> = <c>json_schema</c> and
+/// <c>guided_decoding_guide</c> = the schema (BYTES).</item>
 /// <item>Responses: <c>text_output</c> [1, 1] is the delta; the end is <c>triton_final_response</c>.
 /// The ensemble reports no finish reason: reaching <c>max_tokens</c> is <c>length</c>, anything
 /// else (end id, stop word) <c>stop</c>. The prompt count is the gateway's own, exact with the
@@ -81,10 +83,21 @@ internal sealed class TensorRtLlmContract : ITritonContract
         {
             Add(request, "stop_words", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.StopStrings), input.StopStrings.Count);
         }
+        if (input.Guide is { } guide)
+        {
+            // tensorrtllm_backend's guided decoding (xgrammar): guide type json | json_schema | regex | ebnf_grammar.
+            // Its "json" is any JSON value, so json_object is sent as the schema of any object.
+            Add(request, "guided_decoding_guide_type", TensorDataTypes.Bytes, TensorCodec.EncodeStrings("json_schema"));
+            Add(request, "guided_decoding_guide", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(
+                guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema ? schema : AnyObjectSchema));
+        }
         request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "text_output" });
         request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output_log_probs" });
         return request;
     }
+
+    /// <summary>The guide of <c>response_format: json_object</c>.</summary>
+    internal const string AnyObjectSchema = """{"type":"object"}""";
 
     public ITritonResponseDecoder CreateDecoder(TritonGenerationInput input) => new Decoder();
 

@@ -66,8 +66,41 @@ internal sealed class VllmContract : ITritonContract
             PresencePenalty = sampling.PresencePenalty,
             FrequencyPenalty = sampling.FrequencyPenalty,
             Stop = input.StopStrings.Count > 0 ? input.StopStrings : null,
+            StructuredOutputs = StructuredOutputsJson(input.Guide),
         };
         return JsonSerializer.Serialize(json, VllmJsonContext.Default.VllmSamplingJson);
+    }
+
+    /// <summary>
+    /// vLLM's <c>StructuredOutputsParams</c> as Triton's vllm_backend (25.12 on, vLLM ≥ 0.11) reads the
+    /// <c>structured_outputs</c> key: a JSON <em>string</em> it parses into the params
+    /// (<c>StructuredOutputsParams(**json.loads(value))</c>). <c>json</c> holds the schema,
+    /// <c>json_object</c> asks for any object; <c>disable_any_whitespace</c> keeps blanks out of the
+    /// JSON so max_tokens is not spent on them.
+    /// </summary>
+    internal static string? StructuredOutputsJson(Structured.OutputGuide? guide)
+    {
+        if (guide is null)
+        {
+            return null;
+        }
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema)
+            {
+                json.WritePropertyName("json");
+                json.WriteRawValue(schema);
+            }
+            else
+            {
+                json.WriteBoolean("json_object", true);
+            }
+            json.WriteBoolean("disable_any_whitespace", true);
+            json.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     private static void Add(ModelInferRequest request, string name, string datatype, ByteString data)
@@ -129,6 +162,9 @@ internal sealed class VllmSamplingJson
     public double? PresencePenalty { get; init; }
     public double? FrequencyPenalty { get; init; }
     public IReadOnlyList<string>? Stop { get; init; }
+
+    /// <summary>A JSON string (not an object): the backend json.loads it into StructuredOutputsParams.</summary>
+    public string? StructuredOutputs { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

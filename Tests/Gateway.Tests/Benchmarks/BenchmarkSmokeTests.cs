@@ -79,5 +79,34 @@ public sealed class BenchmarkSmokeTests
         }
     }
 
+    [Fact]
+    public async Task GrammarSmokeRun_WritesItsSection_EveryGuideMeasured()
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"bench-grammar-smoke-{Guid.NewGuid():N}.md");
+        try
+        {
+            await File.WriteAllTextAsync(output, "# Benchmarks\n\nkept text\n");
+            var options = BenchmarkOptions.Parse(["--smoke", "--in-process", "--scenarios", "grammar", "--output", output])!;
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await BenchmarkRunner.RunAsync(options, TextWriter.Null, cancel.Token);
+
+            var markdown = await File.ReadAllTextAsync(output);
+            Assert.Contains("kept text", markdown, StringComparison.Ordinal); // only its own marked section is written
+            Assert.Contains("## grammar: structured-output decoding cost on llama.cpp", markdown, StringComparison.Ordinal);
+            var rows = markdown.Split('\n').Where(static l => l.StartsWith("| ", StringComparison.Ordinal) && !l.StartsWith("| Guide", StringComparison.Ordinal)).ToList();
+            Assert.Equal(4, rows.Count);
+            // Every guide generated tokens and has a TPOT (the tiny shape's can round to 0.00 ms: no assertion on speed).
+            Assert.All(rows, row =>
+            {
+                Assert.True(double.Parse(Cells(row)[2], System.Globalization.CultureInfo.InvariantCulture) > 0, row);
+                Assert.True(double.Parse(Cells(row)[3], System.Globalization.CultureInfo.InvariantCulture) >= 0, row);
+            });
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
     private static string[] Cells(string line) => [.. line.Trim('|').Split('|').Select(c => c.Trim())];
 }

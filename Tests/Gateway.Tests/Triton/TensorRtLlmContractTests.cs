@@ -82,4 +82,16 @@ public sealed class TensorRtLlmContractTests
         Assert.Equal((false, 1, false, 2, true, 0), (first.IsFinal, first.OutputTokens, second.IsFinal, second.OutputTokens, last.IsFinal, last.OutputTokens));
         Assert.Null(last.PromptTokens);
     }
+
+    [Fact]
+    public void CreateRequest_Guide_IsTheGuidedDecodingInputs()
+    {
+        const string schema = """{"type":"object"}""";
+        var tensors = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters()) with { Guide = new Gateway.Structured.OutputGuide(Gateway.Structured.GuideKind.JsonSchema, schema) }));
+        Assert.Equal("BYTES", tensors["guided_decoding_guide_type"].Type);
+        Assert.Equal([1L, 1L], tensors["guided_decoding_guide_type"].Shape);
+        Assert.Equal("json_schema", Assert.Single(TensorCodec.DecodeStrings(tensors["guided_decoding_guide_type"].Raw)));
+        Assert.Equal(schema, Assert.Single(TensorCodec.DecodeStrings(tensors["guided_decoding_guide"].Raw)));
+        Assert.DoesNotContain("guided_decoding_guide", Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters()))).Keys);
+    }
 }

@@ -154,4 +154,22 @@ public sealed class VllmContractTests
 
         Assert.ThrowsAny<FormatException>(() => decoder.Decode(response.ToWire(), new TritonOutput()));
     }
+
+    [Fact]
+    public void CreateRequest_Guide_IsTheStructuredOutputsKeyAsAJsonString()
+    {
+        const string schema = """{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}""";
+        var request = Contract.CreateRequest(Input() with { Guide = new Structured.OutputGuide(Structured.GuideKind.JsonSchema, schema) });
+        var value = Sampling(request).GetProperty("structured_outputs");
+        // vllm_backend json.loads the value into StructuredOutputsParams: a string, not an object.
+        Assert.Equal(JsonValueKind.String, value.ValueKind);
+        using var parameters = JsonDocument.Parse(value.GetString()!);
+        Assert.Equal(schema, parameters.RootElement.GetProperty("json").GetRawText());
+        Assert.True(parameters.RootElement.GetProperty("disable_any_whitespace").GetBoolean());
+
+        var any = Contract.CreateRequest(Input() with { Guide = Structured.OutputGuide.AnyJsonObject });
+        using var anyParameters = JsonDocument.Parse(Sampling(any).GetProperty("structured_outputs").GetString()!);
+        Assert.True(anyParameters.RootElement.GetProperty("json_object").GetBoolean());
+        Assert.False(Sampling(Contract.CreateRequest(Input())).TryGetProperty("structured_outputs", out _));
+    }
 }

@@ -61,7 +61,8 @@ internal static class TrtLlmBls
              ("frequency_penalty", "frequency_penalty"), ("seed", "seed"), ("return_log_probs", "return_log_probs"),
              ("return_context_logits", "return_context_logits"), ("return_generation_logits", "return_generation_logits"),
              ("num_return_sequences", "num_return_sequences"), ("beam_width", "beam_width"), ("streaming", "stream"),
-             ("exclude_input_in_output", "exclude_input_in_output")],
+             ("exclude_input_in_output", "exclude_input_in_output"),
+             ("guided_decoding_guide_type", "guided_decoding_guide_type"), ("guided_decoding_guide", "guided_decoding_guide")],
             [("output_ids", "_TOKENS_BATCH"), ("sequence_length", "_SEQUENCE_LENGTH"), .. common.Where(outputs.Contains).Select(static o => (o, o))]));
         scheduling.Step.Add(Step(find, "postprocessing", ["_TOKENS_BATCH", "_SEQUENCE_LENGTH"],
             [("TOKENS_BATCH", "_TOKENS_BATCH"), ("SEQUENCE_LENGTH", "_SEQUENCE_LENGTH")],

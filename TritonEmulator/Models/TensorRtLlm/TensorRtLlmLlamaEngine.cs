@@ -68,8 +68,9 @@ internal sealed class TensorRtLlmLlamaEngine : IDisposable
         }
     }
 
-    public ITensorRtLlmSampler CreateSampler(SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords) =>
-        new LlamaRowSampler(Model, new TensorRtLlmSamplingPipeline(settings, seed, Model.ContextSize), badWords);
+    /// <param name="grammar">GBNF (root rule <c>root</c>) from guided decoding; null when the row is free.</param>
+    public ITensorRtLlmSampler CreateSampler(SamplingSettings settings, ulong seed, IReadOnlyList<int[]> badWords, string? grammar = null) =>
+        new LlamaRowSampler(Model, new TensorRtLlmSamplingPipeline(settings, seed, Model.ContextSize, grammar), badWords);
 
     public void Dispose() => Model.Dispose();
 }
@@ -100,6 +101,30 @@ internal sealed class TokenModelSampler(TokenSampler sampler) : ITensorRtLlmSamp
     public bool TryNext(ReadOnlySpan<uint> ids, int promptLength, int suppressed, out int token, out float logProbability)
     {
         token = sampler.Next(ids, promptLength, suppressed, out logProbability);
+        return true;
+    }
+
+    public void Release()
+    {
+    }
+}
+
+/// <summary>
+/// A guided row on the timing engine: the ids of a schema-valid instance, one per iteration, then
+/// the end id (the instance was written for the guide, there are no logits to constrain).
+/// </summary>
+internal sealed class ScriptedSampler(int[] ids, int endId) : ITensorRtLlmSampler
+{
+    private int _next;
+
+    public void Prepare(LLamaBatch batch, ReadOnlySpan<uint> sequence, int promptLength)
+    {
+    }
+
+    public bool TryNext(ReadOnlySpan<uint> sequence, int promptLength, int suppressed, out int token, out float logProbability)
+    {
+        token = _next < ids.Length ? ids[_next++] : endId;
+        logProbability = 0f;
         return true;
     }
 
@@ -205,12 +230,18 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
 /// TensorRT-LLM's sampling on llama.cpp's samplers: repetition (multiplicative), presence and frequency
 /// (additive) penalties over the generated tokens, then temperature, top-k and top-p, then a seeded draw;
 /// greedy when top-k and top-p are both 0 (TensorRT-LLM's default), top-k is 1 or the temperature ~0.
+/// Guided decoding puts llama.cpp's grammar sampler first.
 /// </summary>
-internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow) : BaseSamplingPipeline
+internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow, string? grammar = null) : BaseSamplingPipeline
 {
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (grammar is not null)
+        {
+            // Guided decoding first: the other samplers only see tokens that keep the text in the grammar.
+            chain.AddGrammar(context.ModelHandle, grammar, "root");
+        }
         var repetition = settings.RepetitionPenalty > 0f ? settings.RepetitionPenalty : 1f;
         if (settings.PresencePenalty != 0 || settings.FrequencyPenalty != 0 || repetition != 1)
         {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Gateway.Grpc.Tensors;
 using Triton.Inference;
 using Microsoft.Extensions.Logging;
@@ -218,12 +219,72 @@ internal sealed class TensorRtLlmModel : ISelfConfiguredBackend, IBatchedExecuti
             var endId = Int(request, "end_id", b, batch, TokenLanguageModel.EndOfText);
             var badWords = WordLists.Decode(request.Input("bad_words_list"), b, label, "bad_words_list");
             var stopWords = WordLists.Decode(request.Input("stop_words_list"), b, label, "stop_words_list");
+            var guide = ReadGuide(request, b, batch);
             ITensorRtLlmSampler sampler = _llama is null
-                ? new TokenModelSampler(new TokenSampler(_language, settings, seed, badWords))
-                : _llama.CreateSampler(settings, seed, badWords);
+                ? guide is null
+                    ? new TokenModelSampler(new TokenSampler(_language, settings, seed, badWords))
+                    : new ScriptedSampler(TimingInstance(guide.Value, seed, label), endId)
+                : _llama.CreateSampler(settings, seed, badWords, guide is null ? null : Grammar(guide.Value, label));
             rows[b] = new TensorRtLlmRow(prompt, outputLength, endId, minTokens, stopWords, sampler);
         }
         return new TensorRtLlmWork(this, request, responses, rows, streaming, exclude);
+    }
+
+    /// <summary>A row's <c>guided_decoding_guide_type</c> and <c>guided_decoding_guide</c>; null without a guide type.</summary>
+    private static (string Type, string? Guide)? ReadGuide(ValidatedRequest request, int row, int batch)
+    {
+        if (request.Input("guided_decoding_guide_type") is not { ElementCount: > 0 } typeTensor)
+        {
+            return null;
+        }
+        var type = TensorCodec.DecodeStrings(typeTensor.Raw.Span)[PerRow(typeTensor, row, batch)];
+        if (type.Length == 0 || type == "none")
+        {
+            return null;
+        }
+        var guide = request.Input("guided_decoding_guide") is { ElementCount: > 0 } guideTensor
+            ? TensorCodec.DecodeStrings(guideTensor.Raw.Span)[PerRow(guideTensor, row, batch)]
+            : null;
+        return (type, guide);
+    }
+
+    /// <summary>The guide as a grammar for llama.cpp's sampler, checked before the request is queued.</summary>
+    private string Grammar((string Type, string? Guide) guide, string label)
+    {
+        try
+        {
+            var parsed = Guided.GuidedDecoding.FromTensorRtLlm(guide.Type, guide.Guide);
+            _llama!.Model.CheckGrammar(parsed.Grammar);
+            return parsed.Grammar;
+        }
+        catch (FormatException exception)
+        {
+            throw RequestValidator.Invalid($"{label} guided decoding: {exception.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The timing engine has no logits to constrain: a guided row writes a schema-valid instance
+    /// (seeded) as the token model's ids, then the end id, so demos and tests without weights still
+    /// run the whole path. <c>json</c> writes <c>{}</c>; regex and grammars need the llama.cpp engine.
+    /// </summary>
+    private int[] TimingInstance((string Type, string? Guide) guide, ulong seed, string label)
+    {
+        try
+        {
+            var text = guide.Type switch
+            {
+                "json_schema" => Guided.JsonInstance.Generate(guide.Guide ?? throw new FormatException("guided_decoding_guide is required with guided_decoding_guide_type 'json_schema'"), seed),
+                "json" => "{}",
+                "regex" or "ebnf_grammar" => throw new FormatException($"guide type '{guide.Type}' needs the llama.cpp engine (gpt_model_path naming a GGUF file): the timing engine writes JSON schema instances only"),
+                _ => throw new FormatException($"guided_decoding_guide_type '{guide.Type}' is not one of json, json_schema, regex, ebnf_grammar"),
+            };
+            return [.. _language.Tokenizer.EncodeToIds(text)];
+        }
+        catch (Exception exception) when (exception is FormatException or JsonException)
+        {
+            throw RequestValidator.Invalid($"{label} guided decoding: {exception.Message}");
+        }
     }
 
     /// <summary>One in-flight iteration: the batch manager's statistics for the requests in it.</summary>

@@ -113,6 +113,22 @@ internal sealed class LlamaModel : IDisposable
 
     public bool IsEndOfGeneration(LLamaToken token) => token.IsEndOfGeneration(Vocabulary);
 
+    /// <summary>Throws <see cref="FormatException"/> when llama.cpp cannot parse the GBNF grammar (checked before the request is queued).</summary>
+    public void CheckGrammar(string grammar)
+    {
+        // llama.cpp only logs a bad grammar and returns no sampler, which would be added to the chain anyway.
+        Guided.GbnfCheck.Validate(grammar);
+        try
+        {
+            using var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+            chain.AddGrammar(Weights.NativeHandle, grammar, "root");
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            throw new FormatException($"the structured output grammar was rejected by llama.cpp: {exception.Message}");
+        }
+    }
+
     /// <summary>A sequence id with nothing in the KV cache; the scheduler admits at most <see cref="MaxContexts"/> requests, so one is free.</summary>
     public LLamaSeqId RentSequence() => RentSequence([], out _);
 

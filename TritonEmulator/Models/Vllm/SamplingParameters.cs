@@ -27,6 +27,9 @@ internal sealed record SamplingParameters
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public bool IgnoreEos { get; init; }
 
+    /// <summary>The output constraint (<c>structured_outputs</c> / <c>guided_decoding</c>), or null.</summary>
+    public Guided.GuidedDecoding? Guide { get; init; }
+
     /// <summary>Parses the JSON object; throws <see cref="FormatException"/> with a message naming the key.</summary>
     public static SamplingParameters Parse(string json)
     {
@@ -68,12 +71,13 @@ internal sealed record SamplingParameters
                 "stop" => result with { Stop = Strings(key, value) },
                 "stop_token_ids" => result with { StopTokenIds = Ints(key, value) },
                 "ignore_eos" => result with { IgnoreEos = Bool(key, value) },
+                "structured_outputs" or "guided_decoding" => result with { Guide = Guided.GuidedDecoding.FromVllm(key, value) },
                 "n" or "best_of" when Int(key, value) == 1 => result,
                 "skip_special_tokens" when Bool(key, value) => result,
                 "include_stop_str_in_output" when !Bool(key, value) => result,
                 "lora_name" => throw new FormatException("LoRA feature is not enabled."),
                 "n" or "best_of" or "logprobs" or "prompt_logprobs" or "skip_special_tokens" or "include_stop_str_in_output"
-                    or "guided_decoding" or "structured_outputs" or "logit_bias" or "use_beam_search"
+                    or "logit_bias" or "use_beam_search"
                     => throw new FormatException($"sampling parameter '{key}' with value {value.GetRawText()} is not supported by this engine"),
                 _ => throw new FormatException($"unexpected sampling parameter '{key}'"),
             };

@@ -119,6 +119,10 @@ internal sealed class VllmModel : ISelfConfiguredBackend, IBatchedExecution
         }
         var json = request.Input("sampling_parameters") is { } tensor ? FirstString(tensor) : ParametersJson(request.Request);
         var sampling = SamplingParameters.Parse(json);
+        if (sampling.Guide is { } guide)
+        {
+            _model.CheckGrammar(guide.Grammar);
+        }
         if (sampling.Seed is null)
         {
             sampling = sampling with { Seed = _seeds() };

@@ -8,6 +8,7 @@ namespace TritonEmulator.Models.Vllm;
 /// generated tokens, then temperature, then top-k, top-p and min-p on the tempered distribution,
 /// then a seeded draw; a temperature below 1e-5 is greedy, as in vLLM. (LLamaSharp's default
 /// pipeline filters before the temperature, which makes a high temperature nearly greedy.)
+/// A structured-output request puts llama.cpp's grammar sampler first in the chain.
 /// </summary>
 internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int penaltyWindow) : BaseSamplingPipeline
 {
@@ -16,6 +17,11 @@ internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int pena
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (sampling.Guide is { } guide)
+        {
+            // First: every later sampler only sees the tokens that keep the text in the grammar.
+            chain.AddGrammar(context.ModelHandle, guide.Grammar, "root");
+        }
         if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1)
         {
             chain.AddPenalties(penaltyWindow, sampling.RepetitionPenalty, sampling.FrequencyPenalty, sampling.PresencePenalty);

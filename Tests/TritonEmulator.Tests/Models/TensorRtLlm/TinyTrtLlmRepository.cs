@@ -18,7 +18,9 @@ internal sealed class TinyTrtLlmRepository : IDisposable
     public const int TokensPerBlock = 16;
     public const int MaxBatchSize = 4;
 
-    public TinyTrtLlmRepository(string shippedRepository)
+    /// <param name="maxInputLength">The engine's max input (prompt) length.</param>
+    /// <param name="maxSequenceLength">The engine's max sequence length (prompt + output).</param>
+    public TinyTrtLlmRepository(string shippedRepository, int maxInputLength = 128, int maxSequenceLength = 256)
     {
         Root = Directory.CreateTempSubdirectory("trtllm-gguf-").FullName;
         foreach (var file in Directory.GetFiles(shippedRepository, "*", SearchOption.AllDirectories))
@@ -38,8 +40,8 @@ internal sealed class TinyTrtLlmRepository : IDisposable
             .Replace("preferred_batch_size: [ 64 ]", $"preferred_batch_size: [ {MaxBatchSize} ]")
             .Replace("\"/engines/gpt-j-6b/engine\"", Quote(engine))
             .Replace("\"61440\"", $"\"{KvBlocks * TokensPerBlock}\"")
-            .Replace("key: \"emulator_max_input_len\" value: { string_value: \"1024\" }", "key: \"emulator_max_input_len\" value: { string_value: \"128\" }")
-            .Replace("key: \"emulator_max_seq_len\" value: { string_value: \"2048\" }", "key: \"emulator_max_seq_len\" value: { string_value: \"256\" }")
+            .Replace("key: \"emulator_max_input_len\" value: { string_value: \"1024\" }", $"key: \"emulator_max_input_len\" value: {{ string_value: \"{maxInputLength}\" }}")
+            .Replace("key: \"emulator_max_seq_len\" value: { string_value: \"2048\" }", $"key: \"emulator_max_seq_len\" value: {{ string_value: \"{maxSequenceLength}\" }}")
             .Replace("key: \"emulator_tokens_per_block\" value: { string_value: \"64\" }", $"key: \"emulator_tokens_per_block\" value: {{ string_value: \"{TokensPerBlock}\" }}"));
         foreach (var model in (string[])["preprocessing", "postprocessing"])
         {
