@@ -6,25 +6,10 @@ using Aspire.Hosting.Testing;
 
 namespace AppHost.Tests;
 
-/// <summary>The real AppHost with <c>--Triton:ModelRepository=models-trtllm</c>, started once for the class.</summary>
-public sealed class TensorRtLlmAppHostFixture : IAsyncLifetime
-{
-    public DistributedApplication App { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=zero-latency", "Triton:ModelRepository=models-trtllm"]);
-        App = await builder.BuildAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await App.StartAsync(cts.Token);
-    }
-
-    public async Task DisposeAsync() => await App.DisposeAsync();
-}
-
 /// <summary>The whole graph on TensorRT-LLM's inflight_batcher_llm repository: one user-facing model, streamed chat, TRT-LLM metrics.</summary>
-public sealed class TensorRtLlmAppHostTests(TensorRtLlmAppHostFixture fixture) : IClassFixture<TensorRtLlmAppHostFixture>
+/// <remarks>Shares the models-trtllm AppHost of <see cref="TrtLlmAppHostCollection"/>: AppHosts bind fixed ports, so two never run at once.</remarks>
+[Collection(TrtLlmAppHostCollection.Name)]
+public sealed class TensorRtLlmAppHostTests(TrtLlmAppHostFixture fixture)
 {
     private async Task<HttpClient> GatewayAsync(CancellationToken cancellationToken)
     {
