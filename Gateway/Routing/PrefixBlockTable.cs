@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
+using Gateway.Grpc.Collections;
 
 namespace Gateway.Routing;
 
@@ -17,12 +18,8 @@ internal sealed class PrefixBlockTable
     private readonly Lock _gate = new();
     private readonly Dictionary<ulong, int> _slots;
     private readonly ulong[] _keys;
-    private readonly int[] _previous;
-    private readonly int[] _next;
+    private readonly LruOrder _order;
     private int _used;
-    private int _freeList = -1;
-    private int _head = -1;
-    private int _tail = -1;
 
     public PrefixBlockTable(int capacity)
     {
@@ -30,8 +27,7 @@ internal sealed class PrefixBlockTable
         Capacity = capacity;
         _slots = new Dictionary<ulong, int>(capacity);
         _keys = new ulong[capacity];
-        _previous = new int[capacity];
-        _next = new int[capacity];
+        _order = new LruOrder(capacity);
     }
 
     public int Capacity { get; }
@@ -70,15 +66,13 @@ internal sealed class PrefixBlockTable
             {
                 if (_slots.TryGetValue(keys[i], out var slot))
                 {
-                    Unlink(slot);
+                    _order.MoveToFront(slot);
+                    continue;
                 }
-                else
-                {
-                    slot = Allocate();
-                    _keys[slot] = keys[i];
-                    _slots[keys[i]] = slot;
-                }
-                PushFront(slot);
+                slot = Allocate();
+                _keys[slot] = keys[i];
+                _slots[keys[i]] = slot;
+                _order.PushFront(slot);
             }
         }
     }
@@ -90,64 +84,20 @@ internal sealed class PrefixBlockTable
         {
             _slots.Clear();
             _used = 0;
-            _freeList = -1;
-            _head = _tail = -1;
+            _order.Clear();
         }
     }
 
     private int Allocate()
     {
-        if (_freeList >= 0)
-        {
-            var free = _freeList;
-            _freeList = _next[free];
-            return free;
-        }
         if (_used < Capacity)
         {
             return _used++;
         }
-        var oldest = _tail;
-        Unlink(oldest);
+        var oldest = _order.Tail;
+        _order.Unlink(oldest);
         _slots.Remove(_keys[oldest]);
         return oldest;
-    }
-
-    private void PushFront(int slot)
-    {
-        _previous[slot] = -1;
-        _next[slot] = _head;
-        if (_head >= 0)
-        {
-            _previous[_head] = slot;
-        }
-        _head = slot;
-        if (_tail < 0)
-        {
-            _tail = slot;
-        }
-    }
-
-    private void Unlink(int slot)
-    {
-        var previous = _previous[slot];
-        var next = _next[slot];
-        if (previous >= 0)
-        {
-            _next[previous] = next;
-        }
-        else
-        {
-            _head = next;
-        }
-        if (next >= 0)
-        {
-            _previous[next] = previous;
-        }
-        else
-        {
-            _tail = previous;
-        }
     }
 }
 

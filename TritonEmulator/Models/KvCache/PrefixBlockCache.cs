@@ -1,3 +1,5 @@
+using Gateway.Grpc.Collections;
+
 namespace TritonEmulator.Models.KvCache;
 
 /// <summary>
@@ -19,11 +21,8 @@ internal sealed class PrefixBlockCache
     private readonly Lock _gate = new();
     private readonly Dictionary<ulong, int> _slots;
     private readonly ulong[] _keys;
-    private readonly int[] _previous;
-    private readonly int[] _next;
+    private readonly LruOrder _order;
     private readonly Stack<int> _free;
-    private int _head = -1; // most recently used
-    private int _tail = -1; // least recently used
     private long _evictions;
 
     public PrefixBlockCache(int capacityBlocks, int tokensPerBlock)
@@ -34,8 +33,7 @@ internal sealed class PrefixBlockCache
         TokensPerBlock = tokensPerBlock;
         _slots = new Dictionary<ulong, int>(capacityBlocks);
         _keys = new ulong[capacityBlocks];
-        _previous = new int[capacityBlocks];
-        _next = new int[capacityBlocks];
+        _order = new LruOrder(capacityBlocks);
         _free = new Stack<int>(capacityBlocks);
         for (var i = capacityBlocks - 1; i >= 0; i--)
         {
@@ -117,7 +115,7 @@ internal sealed class PrefixBlockCache
             {
                 if (_slots.TryGetValue(keys[b], out var slot))
                 {
-                    MoveToFront(slot);
+                    _order.MoveToFront(slot);
                 }
                 else
                 {
@@ -170,67 +168,15 @@ internal sealed class PrefixBlockCache
         var slot = _free.Pop();
         _keys[slot] = key;
         _slots[key] = slot;
-        _previous[slot] = -1;
-        _next[slot] = _head;
-        if (_head >= 0)
-        {
-            _previous[_head] = slot;
-        }
-        _head = slot;
-        if (_tail < 0)
-        {
-            _tail = slot;
-        }
+        _order.PushFront(slot);
     }
 
     private void EvictTail()
     {
-        var slot = _tail;
-        Unlink(slot);
+        var slot = _order.Tail;
+        _order.Unlink(slot);
         _slots.Remove(_keys[slot]);
         _free.Push(slot);
         _evictions++;
-    }
-
-    private void MoveToFront(int slot)
-    {
-        if (slot == _head)
-        {
-            return;
-        }
-        Unlink(slot);
-        _previous[slot] = -1;
-        _next[slot] = _head;
-        if (_head >= 0)
-        {
-            _previous[_head] = slot;
-        }
-        _head = slot;
-        if (_tail < 0)
-        {
-            _tail = slot;
-        }
-    }
-
-    private void Unlink(int slot)
-    {
-        var previous = _previous[slot];
-        var next = _next[slot];
-        if (previous >= 0)
-        {
-            _next[previous] = next;
-        }
-        else
-        {
-            _head = next;
-        }
-        if (next >= 0)
-        {
-            _previous[next] = previous;
-        }
-        else
-        {
-            _tail = previous;
-        }
     }
 }
