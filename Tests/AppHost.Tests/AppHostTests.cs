@@ -8,18 +8,24 @@ namespace AppHost.Tests;
 /// <summary>Starts the real AppHost once for the class (≈15 s) and checks the graph comes up.</summary>
 public sealed class AppHostFixture : IAsyncLifetime
 {
+    private readonly Resources.TestStateDirectory _state = new();
+
     public DistributedApplication App { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=zero-latency"]);
+            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=zero-latency", _state.Argument]);
         App = await builder.BuildAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(cts.Token);
     }
 
-    public async Task DisposeAsync() => await App.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await App.DisposeAsync();
+        _state.Dispose();
+    }
 }
 
 [CollectionDefinition(Name)]

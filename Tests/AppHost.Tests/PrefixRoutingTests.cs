@@ -10,12 +10,14 @@ namespace AppHost.Tests;
 /// <summary>The AppHost serving <c>models-trtllm/</c> on its two local replicas (KV-cache reuse on), once for the class.</summary>
 public sealed class TrtLlmAppHostFixture : IAsyncLifetime
 {
+    private readonly Resources.TestStateDirectory _state = new();
+
     public DistributedApplication App { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=zero-latency", "Triton:ModelRepository=models-trtllm"]);
+            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=zero-latency", "Triton:ModelRepository=models-trtllm", _state.Argument]);
         App = await builder.BuildAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(cts.Token);
@@ -30,6 +32,7 @@ public sealed class TrtLlmAppHostFixture : IAsyncLifetime
         {
             await App.DisposeAsync();
         }
+        _state.Dispose();
     }
 }
 

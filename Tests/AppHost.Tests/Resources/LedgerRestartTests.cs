@@ -70,48 +70,38 @@ public sealed class LedgerRestartTests
         {
             Assert.Fail("postgresql is not installed: run test.sh (apt-get install postgresql).");
         }
-        var state = Directory.CreateTempSubdirectory("apphost-ledger-").FullName;
-        if (Environment.UserName == "root")
-        {
-            System.Diagnostics.Process.Start("chmod", ["755", state])!.WaitForExit();
-        }
+        using var directory = new TestStateDirectory();
+        var state = directory.Path;
         string keptId, kept, revokedId, revoked;
-        try
+        await using (var app = await StartAsync(state, mode))
         {
-            await using (var app = await StartAsync(state, mode))
+            using var http = app.CreateHttpClient("gateway", "http");
+            (keptId, kept) = await CreateAsync(http, "kept");
+            (revokedId, revoked) = await CreateAsync(http, "revoked");
+            using (var completion = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", kept, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
             {
-                using var http = app.CreateHttpClient("gateway", "http");
-                (keptId, kept) = await CreateAsync(http, "kept");
-                (revokedId, revoked) = await CreateAsync(http, "revoked");
-                using (var completion = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", kept, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
-                {
-                    Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
-                }
-                using (var delete = await http.SendAsync(Request(HttpMethod.Delete, $"/admin/v1/keys/{revokedId}", GatewayResourceExtensions.DevAdminKey)))
-                {
-                    Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
-                }
-                Assert.Equal(1, (await UsageAsync(http, keptId, 1))[0].GetProperty("requests").GetInt64());
+                Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
             }
-            await using (var again = await StartAsync(state, mode))
+            using (var delete = await http.SendAsync(Request(HttpMethod.Delete, $"/admin/v1/keys/{revokedId}", GatewayResourceExtensions.DevAdminKey)))
             {
-                using var http = again.CreateHttpClient("gateway", "http");
-                var usage = await UsageAsync(http, keptId, 1);
-                Assert.Equal(1, usage[0].GetProperty("requests").GetInt64());
-                using (var completion = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", kept, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
-                {
-                    Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
-                }
-                using (var refused = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", revoked, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
-                {
-                    Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
-                }
-                Assert.Equal(2, (await UsageAsync(http, keptId, 2))[0].GetProperty("requests").GetInt64());
+                Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
             }
+            Assert.Equal(1, (await UsageAsync(http, keptId, 1))[0].GetProperty("requests").GetInt64());
         }
-        finally
+        await using (var again = await StartAsync(state, mode))
         {
-            Directory.Delete(state, recursive: true);
+            using var http = again.CreateHttpClient("gateway", "http");
+            var usage = await UsageAsync(http, keptId, 1);
+            Assert.Equal(1, usage[0].GetProperty("requests").GetInt64());
+            using (var completion = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", kept, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
+            {
+                Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+            }
+            using (var refused = await http.SendAsync(Request(HttpMethod.Post, "/v1/completions", revoked, """{"model":"gpt-j-6b","prompt":"Hello","max_tokens":4}""")))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            }
+            Assert.Equal(2, (await UsageAsync(http, keptId, 2))[0].GetProperty("requests").GetInt64());
         }
     }
 

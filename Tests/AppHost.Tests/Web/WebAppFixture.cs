@@ -28,11 +28,13 @@ public sealed class WebAppFixture : IAsyncLifetime
     /// <summary>A model repository: the shipped FasterTransformer model plus the tiny llama GGUF.</summary>
     public string Repository { get; } = Directory.CreateTempSubdirectory("web-models-").FullName;
 
+    private readonly Resources.TestStateDirectory _state = new();
+
     public async Task InitializeAsync()
     {
         WriteRepository();
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
-            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=a100-gptj-6b", $"Triton:ModelRepository={Repository}"]);
+            ["DcpPublisher:ContainerRuntimeInitializationTimeout=00:00:00", "Triton:Profile=a100-gptj-6b", $"Triton:ModelRepository={Repository}", _state.Argument]);
         App = await builder.BuildAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(cts.Token);
@@ -104,6 +106,7 @@ public sealed class WebAppFixture : IAsyncLifetime
             await App.DisposeAsync();
         }
         Directory.Delete(Repository, recursive: true);
+        _state.Dispose();
     }
 }
 
