@@ -329,19 +329,25 @@ internal sealed class LedgerStore : IAsyncDisposable
             INSERT INTO api_keys ({KeyColumns})
             VALUES (@id, @name, @tenant, @secret_sha256, @secret_prefix, @allowed_models, @rpm, @tpm, @budget, @expires, @created, @updated, NULL)
             """);
+        AddEditable(command, key);
+        Add(command, "secret_sha256", key.SecretSha256);
+        Add(command, "secret_prefix", key.SecretPrefix);
+        Add(command, "created", key.CreatedAtMs);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The key's id and what an update may change (name, tenant, models, limits, budget, expiry, update time).</summary>
+    private static void AddEditable(DbCommand command, ManagedKey key)
+    {
         Add(command, "id", key.Id);
         Add(command, "name", key.Name);
         Add(command, "tenant", key.Tenant);
-        Add(command, "secret_sha256", key.SecretSha256);
-        Add(command, "secret_prefix", key.SecretPrefix);
         Add(command, "allowed_models", JsonSerializer.Serialize(key.AllowedModels, LedgerStoreJson.Default.IReadOnlyListString));
         Add(command, "rpm", key.RequestsPerMinute);
         Add(command, "tpm", key.TokensPerMinute);
         Add(command, "budget", key.MonthlyTokenBudget);
         Add(command, "expires", key.ExpiresAtMs);
-        Add(command, "created", key.CreatedAtMs);
         Add(command, "updated", key.UpdatedAtMs);
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Changes a key's limits and budget; false when there is no such key.</summary>
@@ -353,15 +359,7 @@ internal sealed class LedgerStore : IAsyncDisposable
                 tokens_per_minute = @tpm, monthly_token_budget = @budget, expires_at_ms = @expires, updated_at_ms = @updated
             WHERE id = @id
             """);
-        Add(command, "id", key.Id);
-        Add(command, "name", key.Name);
-        Add(command, "tenant", key.Tenant);
-        Add(command, "allowed_models", JsonSerializer.Serialize(key.AllowedModels, LedgerStoreJson.Default.IReadOnlyListString));
-        Add(command, "rpm", key.RequestsPerMinute);
-        Add(command, "tpm", key.TokensPerMinute);
-        Add(command, "budget", key.MonthlyTokenBudget);
-        Add(command, "expires", key.ExpiresAtMs);
-        Add(command, "updated", key.UpdatedAtMs);
+        AddEditable(command, key);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
