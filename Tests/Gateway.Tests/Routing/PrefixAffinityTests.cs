@@ -10,24 +10,14 @@ namespace Gateway.Tests.Routing;
 /// <summary>The gateway's prefix-affinity scorer: chained block keys, the bounded per-replica LRU, scoring with the load gate.</summary>
 public sealed class PrefixAffinityTests : IDisposable
 {
-    private readonly FakeTimeProvider _time = new();
-    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
-    private readonly TritonReplicaSet _set;
+    private readonly FakeFleet _fleet = new();
 
-    public PrefixAffinityTests() => _set = new(Options.Create(new TritonOptions()), _channels);
-
-    public void Dispose() => _channels.Dispose();
+    public void Dispose() => _fleet.Dispose();
 
     private TritonRouter CreateRouter(int replicas, RoutingScorerOptions? scorers = null, int saturation = 128)
     {
-        var endpoints = new List<(Uri, Uri?)>();
-        for (var i = 0; i < replicas; i++)
-        {
-            endpoints.Add((new Uri($"http://10.0.0.{i + 1}:8001"), new Uri($"http://10.0.0.{i + 1}:8002")));
-        }
-        _set.Update(endpoints);
         var options = new RoutingOptions { Scorers = scorers ?? new RoutingScorerOptions { PrefixBlockSize = 4 }, SaturationThreshold = saturation };
-        return new TritonRouter(_set, Options.Create(options), _time, new RoutingRandom(new Random(7)), NullLogger<TritonRouter>.Instance);
+        return _fleet.Router(replicas, options, seed: 7);
     }
 
     private static int[] Tokens(int first, int count) => [.. Enumerable.Range(first, count)];
@@ -37,7 +27,7 @@ public sealed class PrefixAffinityTests : IDisposable
 
     private void Scrape(TritonReplica replica, double pending) =>
         replica.Record(TritonMetricsParser.Parse(Encoding.UTF8.GetBytes(
-            $"nv_inference_pending_request_count{{model=\"m\",version=\"1\"}} {pending}\n")), _time.GetTimestamp());
+            $"nv_inference_pending_request_count{{model=\"m\",version=\"1\"}} {pending}\n")), _fleet.Time.GetTimestamp());
 
     [Fact]
     public void Keys_AreChainedPerModel_AndLeaveOutTheLastTokensBlock()
@@ -121,9 +111,8 @@ public sealed class PrefixAffinityTests : IDisposable
     public async Task RoundRobin_IgnoresScoresAndPrefixes()
     {
         var endpoints = new List<(Uri, Uri?)> { (new Uri("http://10.0.0.1:8001"), null), (new Uri("http://10.0.0.2:8001"), null) };
-        _set.Update(endpoints);
-        var router = new TritonRouter(_set, Options.Create(new RoutingOptions { RoundRobin = true, Scorers = new RoutingScorerOptions { PrefixBlockSize = 4 } }),
-            _time, new RoutingRandom(new Random(7)), NullLogger<TritonRouter>.Instance);
+        _fleet.Set.Update(endpoints);
+        var router = _fleet.Router(new RoutingOptions { RoundRobin = true, Scorers = new RoutingScorerOptions { PrefixBlockSize = 4 } }, seed: 7);
         var prompt = Tokens(0, 40);
         var picked = new List<TritonReplica>();
         for (var i = 0; i < 4; i++)
@@ -142,7 +131,7 @@ public sealed class PrefixAffinityTests : IDisposable
         var router = CreateRouter(2, new RoutingScorerOptions { PrefixBlockSize = 4, LoadGate = 0.5 });
         var prompt = Tokens(0, 40);
         using var first = await router.AcquireAsync(Request(prompt), null, default);
-        var other = ReferenceEquals(first.Replica, _set.Replicas[0]) ? _set.Replicas[1] : _set.Replicas[0];
+        var other = ReferenceEquals(first.Replica, _fleet.Set.Replicas[0]) ? _fleet.Set.Replicas[1] : _fleet.Set.Replicas[0];
         Scrape(first.Replica, pending: 6); // load ≈ 7 > (1 + 0.5) × 0 + 1
         Scrape(other, pending: 0);
 
@@ -186,7 +175,7 @@ public sealed class PrefixAffinityTests : IDisposable
         Assert.Equal(0, holder.PeekPrefixes()!.Count);
 
         holder.Prefixes(16).Record(PrefixKeys.Compute(prompt, 4, "tensorrt_llm"));
-        _set.Update([(_set.Replicas[0] == holder ? _set.Replicas[1] : _set.Replicas[0]).Grpc is var keep ? (keep, null) : default]);
+        _fleet.Set.Update([(_fleet.Set.Replicas[0] == holder ? _fleet.Set.Replicas[1] : _fleet.Set.Replicas[0]).Grpc is var keep ? (keep, null) : default]);
         Assert.Equal(0, holder.PeekPrefixes()!.Count);
     }
 
@@ -194,9 +183,9 @@ public sealed class PrefixAffinityTests : IDisposable
     public void RestartedReplica_CountersGoingBack_ForgetsItsPrefixes()
     {
         CreateRouter(1);
-        var replica = _set.Replicas[0];
+        var replica = _fleet.Set.Replicas[0];
         void Counters(double success) => replica.Record(TritonMetricsParser.Parse(Encoding.UTF8.GetBytes(
-            $"nv_inference_queue_duration_us{{model=\"m\",version=\"1\"}} {success * 10}\nnv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _time.GetTimestamp());
+            $"nv_inference_queue_duration_us{{model=\"m\",version=\"1\"}} {success * 10}\nnv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _fleet.Time.GetTimestamp());
         Counters(100);
         replica.Prefixes(16).Record([1, 2, 3]);
         Counters(120);

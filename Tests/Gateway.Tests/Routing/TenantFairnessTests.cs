@@ -9,13 +9,9 @@ namespace Gateway.Tests.Routing;
 /// <summary>Round robin between tenants inside one priority band of the admission queue.</summary>
 public sealed class TenantFairnessTests : IDisposable
 {
-    private readonly FakeTimeProvider _time = new();
-    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
-    private readonly TritonReplicaSet _set;
+    private readonly FakeFleet _fleet = new();
 
-    public TenantFairnessTests() => _set = new(Options.Create(new TritonOptions()), _channels);
-
-    public void Dispose() => _channels.Dispose();
+    public void Dispose() => _fleet.Dispose();
 
     [Fact]
     public void Queue_RoundRobinsTenantsWithinAClass_ClassesStayStrict()
@@ -58,9 +54,8 @@ public sealed class TenantFairnessTests : IDisposable
     [Fact]
     public async Task Router_OneTenantsBurst_DoesNotStarveAnother()
     {
-        _set.Update([(new Uri("http://10.0.0.1:8001"), null)]);
-        var router = new TritonRouter(_set, Options.Create(new RoutingOptions { SaturationThreshold = 1 }), _time,
-            new RoutingRandom(new Random(1)), NullLogger<TritonRouter>.Instance);
+        _fleet.Set.Update([(new Uri("http://10.0.0.1:8001"), null)]);
+        var router = _fleet.Router(new RoutingOptions { SaturationThreshold = 1 }, seed: 1);
         var busy = await router.AcquireAsync(new RouteRequest(10, 10, 0) { Tenant = "burst" }, null, default);
         var burst = Enumerable.Range(0, 5).Select(_ => router.AcquireAsync(new RouteRequest(10, 10, 0) { Tenant = "burst" }, null, default).AsTask()).ToList();
         var quiet = router.AcquireAsync(new RouteRequest(10, 10, 0) { Tenant = "quiet" }, null, default).AsTask();

@@ -13,32 +13,22 @@ public sealed class TritonRouterTests : IDisposable
 {
     private static readonly RouteRequest Normal = new(10, 100, 0);
 
-    private readonly FakeTimeProvider _time = new();
-    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
-    private readonly TritonReplicaSet _set;
+    private readonly FakeFleet _fleet = new();
 
-    public TritonRouterTests() => _set = new(Options.Create(new TritonOptions()), _channels);
-
-    public void Dispose() => _channels.Dispose();
+    public void Dispose() => _fleet.Dispose();
 
     private TritonRouter CreateRouter(int replicas, RoutingOptions? options = null, int seed = 1)
     {
-        var endpoints = new List<(Uri, Uri?)>();
-        for (var i = 0; i < replicas; i++)
-        {
-            endpoints.Add((new Uri($"http://10.0.0.{i + 1}:8001"), new Uri($"http://10.0.0.{i + 1}:8002")));
-        }
-        _set.Update(endpoints);
-        return new TritonRouter(_set, Options.Create(options ?? new RoutingOptions()), _time, new RoutingRandom(new Random(seed)), NullLogger<TritonRouter>.Instance);
+        return _fleet.Router(replicas, options ?? new RoutingOptions(), seed);
     }
 
-    private TritonReplica Replica(int index) => _set.Replicas[index];
+    private TritonReplica Replica(int index) => _fleet.Set.Replicas[index];
 
     private void Scrape(TritonReplica replica, double pending, double queueUs = 0, double success = 0) =>
         replica.Record(TritonMetricsParser.Parse(Encoding.UTF8.GetBytes(
             $"nv_inference_pending_request_count{{model=\"m\",version=\"1\"}} {pending}\n"
             + $"nv_inference_queue_duration_us{{model=\"m\",version=\"1\"}} {queueUs}\n"
-            + $"nv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _time.GetTimestamp());
+            + $"nv_inference_request_success{{model=\"m\",version=\"1\"}} {success}\n")), _fleet.Time.GetTimestamp());
 
     /// <summary>A scrape of a TensorRT-LLM replica as tensorrtllm_backend's metrics reporter writes it.</summary>
     private void ScrapeTensorRtLlm(TritonReplica replica, double waiting, double scheduled, double kvFraction) =>
@@ -47,7 +37,7 @@ public sealed class TritonRouterTests : IDisposable
             + $"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"waiting\",version=\"1\"}} {waiting}\n"
             + $"nv_trt_llm_request_metrics{{model=\"tensorrt_llm\",request_type=\"scheduled\",version=\"1\"}} {scheduled}\n"
             + "nv_trt_llm_request_metrics{model=\"tensorrt_llm\",request_type=\"max\",version=\"1\"} 64\n"
-            + $"nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"fraction\",model=\"tensorrt_llm\",version=\"1\"}} {kvFraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n")), _time.GetTimestamp());
+            + $"nv_trt_llm_kv_cache_block_metrics{{kv_cache_block_type=\"fraction\",model=\"tensorrt_llm\",version=\"1\"}} {kvFraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n")), _fleet.Time.GetTimestamp());
 
     [Theory]
     [InlineData(0)]
@@ -133,7 +123,7 @@ public sealed class TritonRouterTests : IDisposable
         var router = CreateRouter(2);
         Scrape(Replica(0), 0, queueUs: 0, success: 0);
         Scrape(Replica(1), 0, queueUs: 0, success: 0);
-        _time.Advance(TimeSpan.FromSeconds(1));
+        _fleet.Time.Advance(TimeSpan.FromSeconds(1));
         Scrape(Replica(0), 0, queueUs: 10 * 400_000, success: 10); // 400 ms queued per request = 4 load units
         Scrape(Replica(1), 0, queueUs: 10 * 10_000, success: 10);
         using var a = await router.AcquireAsync(Normal, null, default);
@@ -148,7 +138,7 @@ public sealed class TritonRouterTests : IDisposable
     {
         var router = CreateRouter(2, new RoutingOptions { MetricsMaxAge = TimeSpan.FromSeconds(5) });
         Scrape(Replica(0), pending: 50);
-        _time.Advance(TimeSpan.FromSeconds(6));
+        _fleet.Time.Advance(TimeSpan.FromSeconds(6));
         Scrape(Replica(1), pending: 1);
 
         using var lease = await router.AcquireAsync(Normal, null, default);
@@ -184,10 +174,10 @@ public sealed class TritonRouterTests : IDisposable
             Assert.Same(Replica(1), lease.Replica);
         }
 
-        Assert.False(Replica(0).ProbeSucceeded(_time, TimeSpan.FromSeconds(2))); // too early
-        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(Replica(0).ProbeSucceeded(_fleet.Time, TimeSpan.FromSeconds(2))); // too early
+        _fleet.Time.Advance(TimeSpan.FromSeconds(2));
         Scrape(Replica(1), pending: 20);
-        Assert.True(Replica(0).ProbeSucceeded(_time, TimeSpan.FromSeconds(2)));
+        Assert.True(Replica(0).ProbeSucceeded(_fleet.Time, TimeSpan.FromSeconds(2)));
 
         using var back = await router.AcquireAsync(Normal, null, default);
         Assert.Same(Replica(0), back.Replica);
@@ -226,7 +216,7 @@ public sealed class TritonRouterTests : IDisposable
             Assert.True(lease.Replica.IsEjected); // panic: better a try than a certain 503
         }
 
-        _set.Update([]);
+        _fleet.Set.Update([]);
         var error = await Assert.ThrowsAsync<GatewayException>(async () => await router.AcquireAsync(Normal, null, default));
         Assert.Equal(GatewayError.BackendUnavailable, error.Error);
     }
@@ -286,7 +276,7 @@ public sealed class TritonRouterTests : IDisposable
         var queued = router.AcquireAsync(Normal, null, default).AsTask();
         Assert.False(queued.IsCompleted);
 
-        _time.Advance(TimeSpan.FromSeconds(10));
+        _fleet.Time.Advance(TimeSpan.FromSeconds(10));
 
         var error = await Assert.ThrowsAsync<GatewayException>(() => queued.WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Equal("overloaded", error.Code);
@@ -340,20 +330,20 @@ public sealed class TritonRouterTests : IDisposable
         var router = CreateRouter(2);
         var leaving = Replica(0);
         var staying = Replica(1);
-        _channels.Get(leaving.Grpc); // built, not connected
+        _fleet.Channels.Get(leaving.Grpc); // built, not connected
         var held = await router.AcquireAsync(Normal, [staying], default);
         Assert.Same(leaving, held.Replica);
 
-        _set.Update([(staying.Grpc, staying.Metrics)]);
+        _fleet.Set.Update([(staying.Grpc, staying.Metrics)]);
 
         Assert.True(leaving.IsRemoved);
-        Assert.True(_channels.Contains(leaving.Grpc));
+        Assert.True(_fleet.Channels.Contains(leaving.Grpc));
         using (var next = await router.AcquireAsync(Normal, [staying], default))
         {
             Assert.Same(staying, next.Replica); // even when the other one was tried already
         }
         held.Dispose();
-        Assert.False(_channels.Contains(leaving.Grpc));
+        Assert.False(_fleet.Channels.Contains(leaving.Grpc));
         Assert.Equal(0, leaving.InFlight);
         Assert.Equal(0, leaving.InFlightTokens);
     }

@@ -1,0 +1,43 @@
+using Gateway.Routing;
+using Gateway.Triton;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Gateway.Tests.Routing;
+
+/// <summary>
+/// Replicas on fake addresses (<c>10.0.0.N</c>, gRPC 8001, metrics 8002) and a router over them on a
+/// fake clock, with no network: what the router's unit tests build on.
+/// </summary>
+internal sealed class FakeFleet : IDisposable
+{
+    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
+
+    public FakeFleet() => Set = new(Options.Create(new TritonOptions()), _channels);
+
+    /// <summary>The replicas' channels (built lazily, never connected here).</summary>
+    public TritonChannels Channels => _channels;
+
+    public FakeTimeProvider Time { get; } = new();
+
+    public TritonReplicaSet Set { get; }
+
+    /// <summary>Sets the fleet to <paramref name="replicas"/> replicas and returns a router over it.</summary>
+    public TritonRouter Router(int replicas, RoutingOptions options, int seed)
+    {
+        var endpoints = new List<(Uri, Uri?)>();
+        for (var i = 0; i < replicas; i++)
+        {
+            endpoints.Add((new Uri($"http://10.0.0.{i + 1}:8001"), new Uri($"http://10.0.0.{i + 1}:8002")));
+        }
+        Set.Update(endpoints);
+        return Router(options, seed);
+    }
+
+    /// <summary>A router over the fleet as it is now.</summary>
+    public TritonRouter Router(RoutingOptions options, int seed) =>
+        new(Set, Options.Create(options), Time, new RoutingRandom(new Random(seed)), NullLogger<TritonRouter>.Instance);
+
+    public void Dispose() => _channels.Dispose();
+}
