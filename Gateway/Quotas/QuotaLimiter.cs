@@ -47,58 +47,84 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
 
     public QuotaDecision TryReserve(Caller caller, int tokens)
     {
-        var quota = _keys.GetOrAdd(caller.KeyName, static (_, state) => new KeyQuota(state.caller, state.time), (caller, time: timeProvider));
-        return quota.TryReserve(tokens);
+        var quota = _keys.GetOrAdd(caller.KeyName, static (_, time) => new KeyQuota(time), timeProvider);
+        return quota.TryReserve(caller, tokens);
     }
 
     internal static QuotaDecision TooLarge(int tokens, int tokensPerMinute) => new(null, "tokens", Window,
         $"Request too large: it needs up to {tokens} tokens (prompt + max tokens) but the key allows {tokensPerMinute} tokens per minute (TPM). Lower max_tokens.");
 
-    private sealed class KeyQuota(Caller caller, TimeProvider time)
+    /// <summary>
+    /// One key's windows. The limits come from the caller on every request, so a limit changed through
+    /// the admin API applies from the key's next request; the permits already in the window stay counted.
+    /// </summary>
+    private sealed class KeyQuota(TimeProvider time)
     {
-        private readonly SlidingWindowLimiter? _requests = caller.RequestsPerMinute > 0 ? new(time, caller.RequestsPerMinute, Window, Segments) : null;
-        private readonly SlidingWindowLimiter? _tokens = caller.TokensPerMinute > 0 ? new(time, caller.TokensPerMinute, Window, Segments) : null;
+        private SlidingWindowLimiter? _requests;
+        private SlidingWindowLimiter? _tokens;
 
-        public QuotaDecision TryReserve(int tokens)
+        public QuotaDecision TryReserve(Caller caller, int tokens)
         {
-            if (_tokens is not null && tokens > _tokens.Limit)
+            var requests = WindowFor(ref _requests, caller.RequestsPerMinute);
+            var tokenWindow = WindowFor(ref _tokens, caller.TokensPerMinute);
+            if (tokenWindow is not null && tokens > tokenWindow.Limit)
             {
-                return TooLarge(tokens, _tokens.Limit);
+                return TooLarge(tokens, tokenWindow.Limit);
             }
-            if (_requests is not null)
+            if (requests is not null)
             {
-                using var lease = _requests.AttemptAcquire(1);
+                using var lease = requests.AttemptAcquire(1);
                 if (!lease.IsAcquired)
                 {
-                    return Refused("requests", lease, $"Rate limit reached on requests per minute (RPM): limit {_requests.Limit}.");
+                    return Refused("requests", lease, $"Rate limit reached on requests per minute (RPM): limit {requests.Limit}.");
                 }
             }
-            if (_tokens is not null)
+            if (tokenWindow is not null)
             {
-                using var lease = _tokens.AttemptAcquire(tokens);
+                using var lease = tokenWindow.AttemptAcquire(tokens);
                 if (!lease.IsAcquired)
                 {
-                    _requests?.Release(1); // the request is not served, so it does not count
-                    return Refused("tokens", lease, $"Rate limit reached on tokens per minute (TPM): limit {_tokens.Limit}, requested {tokens}.");
+                    requests?.Release(1); // the request is not served, so it does not count
+                    return Refused("tokens", lease, $"Rate limit reached on tokens per minute (TPM): limit {tokenWindow.Limit}, requested {tokens}.");
                 }
             }
-            return new QuotaDecision(new Reservation(this, tokens), null, default, null);
+            return new QuotaDecision(new Reservation(tokenWindow, tokens), null, default, null);
         }
 
-        private void Settle(int reserved, int actual)
+        /// <summary>The window for <paramref name="limit"/> (null = unlimited), created on first use and kept at the caller's current limit.</summary>
+        private SlidingWindowLimiter? WindowFor(ref SlidingWindowLimiter? field, int limit)
         {
-            if (_tokens is null || actual == reserved)
+            if (limit <= 0)
+            {
+                return null;
+            }
+            var window = Volatile.Read(ref field);
+            if (window is null)
+            {
+                var created = new SlidingWindowLimiter(time, limit, Window, Segments);
+                window = Interlocked.CompareExchange(ref field, created, null) ?? created;
+            }
+            if (window.Limit != limit)
+            {
+                window.Limit = limit;
+            }
+            return window;
+        }
+
+        private static void Settle(SlidingWindowLimiter? tokens, int reserved, int actual)
+        {
+            if (tokens is null || actual == reserved)
             {
                 return;
             }
             if (actual < reserved)
             {
-                _tokens.Release(reserved - actual);
+                tokens.Release(reserved - actual);
             }
             else
             {
                 // More than reserved (completions never exceed max tokens, so this should not happen): charge what fits.
-                using var _ = _tokens.AttemptAcquire(Math.Min(actual - reserved, _tokens.Limit));
+                using var _ = tokens.AttemptAcquire(Math.Min(actual - reserved, tokens.Limit));
             }
         }
 
@@ -108,7 +134,7 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
             return new QuotaDecision(null, limit, retryAfter, message);
         }
 
-        private sealed class Reservation(KeyQuota owner, int reserved) : QuotaReservation
+        private sealed class Reservation(SlidingWindowLimiter? tokens, int reserved) : QuotaReservation
         {
             private int _settled;
 
@@ -124,7 +150,7 @@ internal sealed class RateLimitingQuotaLimiter(TimeProvider timeProvider) : IQuo
             {
                 if (Interlocked.Exchange(ref _settled, 1) == 0)
                 {
-                    owner.Settle(reserved, actualTokens);
+                    KeyQuota.Settle(tokens, reserved, actualTokens);
                 }
             }
         }

@@ -12,7 +12,7 @@ namespace Gateway.Quotas;
 internal sealed class SlidingWindowLimiter : RateLimiter
 {
     private readonly TimeProvider _time;
-    private readonly int _limit;
+    private int _limit;
     private readonly long _segmentTicks;
     private readonly long[] _segments;
     private readonly long _origin;
@@ -33,7 +33,16 @@ internal sealed class SlidingWindowLimiter : RateLimiter
         _idleSince = _origin;
     }
 
-    public int Limit => _limit;
+    /// <summary>The permits per window; a new limit applies from the next acquisition, the permits in the window stay counted.</summary>
+    public int Limit
+    {
+        get => Volatile.Read(ref _limit);
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            Volatile.Write(ref _limit, value);
+        }
+    }
 
     public override TimeSpan? IdleDuration
     {

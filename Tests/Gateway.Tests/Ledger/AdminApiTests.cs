@@ -181,6 +181,29 @@ public sealed class AdminApiTests(PostgresServer postgres) : IClassFixture<Postg
     }
 
     [Fact]
+    public async Task RequestsPerMinute_RaisedThroughPatch_AppliesToTheKeysNextRequest_WithoutARestart()
+    {
+        var (id, secret) = await LedgerTestHost.CreateKeyAsync(_gateway, """{"name":"rpm-patched","requests_per_minute":1}""");
+        async Task<HttpStatusCode> CompleteAsync()
+        {
+            using var response = await _gateway.Http.SendAsync(LedgerTestHost.Completion(secret, """{"model":"gpt-j-6b","prompt":"Hi","max_tokens":1}"""));
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.OK, await CompleteAsync());
+        Assert.Equal(HttpStatusCode.TooManyRequests, await CompleteAsync()); // 1 RPM spent
+
+        using (var raise = LedgerTestHost.Admin(HttpMethod.Patch, $"/admin/v1/keys/{id}", """{"requests_per_minute":3}"""))
+        using (var raised = await _gateway.Http.SendAsync(raise))
+        {
+            Assert.Equal(HttpStatusCode.OK, raised.StatusCode);
+        }
+        // The replica that took the PATCH applies it at once; the minute's first request still counts.
+        Assert.Equal(HttpStatusCode.OK, await CompleteAsync());
+        Assert.Equal(HttpStatusCode.OK, await CompleteAsync());
+        Assert.Equal(HttpStatusCode.TooManyRequests, await CompleteAsync());
+    }
+
+    [Fact]
     public async Task Usage_GroupsByDayModelAndKey_AndRejectsUnknownGroups()
     {
         var (a, secretA) = await LedgerTestHost.CreateKeyAsync(_gateway, """{"name":"g-a","tenant":"t-group"}""");

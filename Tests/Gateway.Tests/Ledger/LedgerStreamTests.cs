@@ -61,6 +61,51 @@ public sealed class LedgerStreamTests(PostgresServer postgres) : IClassFixture<P
     }
 
     [Fact]
+    public async Task AbandonedStream_BillsExactlyTheTokensSent_WhenTheClientHangsUpAfterTheLast()
+    {
+        // The engine sends seven tokens and then holds the stream open: everything it produced reaches the
+        // client, so "what was sent" is known exactly; the client hangs up after reading all seven.
+        var tokens = RestStreamingTests.Gpt2.Encode(" one two three four five six seven");
+        Assert.Equal(7, tokens.Count);
+        await using var triton = await ScriptedTriton.StartAsync(async call =>
+        {
+            await call.SendTokensAsync(tokens, finalFlag: false);
+            await Task.Delay(Timeout.Infinite, call.Aborted);
+        });
+        await using var gateway = await LedgerTestHost.StartAsync(triton.Address, await postgres.CreateDatabaseAsync());
+        var (id, secret) = await LedgerTestHost.CreateKeyAsync(gateway, """{"name":"exact-abandoner"}""");
+        var received = new StringBuilder();
+        var chunks = 0;
+        using (var request = LedgerTestHost.Completion(secret, """{"model":"gpt-j-6b","prompt":"Count:","max_tokens":400,"stream":true}"""))
+        using (var response = await gateway.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(), Encoding.UTF8);
+            while (received.ToString() != " one two three four five six seven" && await reader.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("data: {", StringComparison.Ordinal))
+                {
+                    using var chunk = System.Text.Json.JsonDocument.Parse(line["data: ".Length..]);
+                    var text = chunk.RootElement.GetProperty("choices")[0].GetProperty("text").GetString();
+                    if (!string.IsNullOrEmpty(text))
+                    {
+                        received.Append(text);
+                        chunks++;
+                    }
+                }
+            }
+        } // every token the engine produced has been read; the client hangs up
+        var call = await triton.FirstCall;
+        await call.Cancelled.WaitAsync(TimeSpan.FromSeconds(10)); // generation stopped at the disconnect
+        var rows = await LedgerTestHost.WaitForUsageAsync(gateway, $"key_id={id}", r => r.Length == 1 && r[0].Long("cancelled") == 1);
+        var row = Assert.Single(rows);
+        Assert.Equal(1, row.Long("requests"));
+        Assert.Equal(7, chunks);
+        Assert.Equal(chunks, row.Long("completion_tokens")); // billed = sent = received, not max_tokens
+        Assert.Equal(RestStreamingTests.Gpt2.CountTokens("Count:"), row.Long("prompt_tokens"));
+    }
+
+    [Fact]
     public async Task Revocation_OnOneReplica_RefusesOnTheOtherWithinTheRefreshInterval()
     {
         var database = await postgres.CreateDatabaseAsync();

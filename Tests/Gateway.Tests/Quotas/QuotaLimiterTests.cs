@@ -30,6 +30,32 @@ public sealed class QuotaLimiterTests
     }
 
     [Fact]
+    public void TryReserve_LimitsChangedOnTheKey_ApplyFromItsNextRequest_AndKeepTheWindowsCount()
+    {
+        var time = new FakeTimeProvider();
+        var limiter = new RateLimitingQuotaLimiter(time);
+        Assert.True(limiter.TryReserve(Caller(rpm: 2, tpm: 100), 60).Granted);
+        Assert.True(limiter.TryReserve(Caller(rpm: 2, tpm: 100), 10).Granted);
+        Assert.Equal("requests", limiter.TryReserve(Caller(rpm: 2, tpm: 100), 1).ExceededLimit);
+
+        // Raised (an admin PATCH): the two requests already in the window still count against the new limit.
+        Assert.True(limiter.TryReserve(Caller(rpm: 3, tpm: 100), 1).Granted);
+        Assert.Equal("requests", limiter.TryReserve(Caller(rpm: 3, tpm: 100), 1).ExceededLimit);
+
+        // Lowered TPM: 71 tokens are in the window, so 30 more no longer fit under 80.
+        var lowered = limiter.TryReserve(Caller(rpm: 10, tpm: 80), 30);
+        Assert.Equal("tokens", lowered.ExceededLimit);
+        Assert.Contains("limit 80", lowered.Message, StringComparison.Ordinal);
+        Assert.Equal("tokens", limiter.TryReserve(Caller(rpm: 10, tpm: 50), 60).ExceededLimit); // larger than the new TPM itself
+
+        // Limits removed: unlimited from the next request.
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.True(limiter.TryReserve(Caller(), 1000).Granted);
+        }
+    }
+
+    [Fact]
     public async Task Settle_UnusedReservedTokens_AreGivenBack()
     {
         var time = new FakeTimeProvider();
