@@ -12,6 +12,29 @@ namespace TritonEmulator.Models.Guided;
 /// </summary>
 internal sealed record GuidedDecoding(string Kind, string Grammar)
 {
+    /// <summary>
+    /// A structural tag's triggers: generation runs free until one of them appears, then the grammar
+    /// holds from the trigger on (llama.cpp's lazy grammar); null = the grammar holds from the first token.
+    /// </summary>
+    public IReadOnlyList<string>? Triggers { get; init; }
+
+    /// <summary>llama.cpp's lazy-grammar patterns for <see cref="Triggers"/>: matched from the start of the output, the grammar fed from group 1 (the trigger) on.</summary>
+    public string[] TriggerPatterns() => [.. (Triggers ?? []).Select(t => @"[\s\S]*?(" + EscapeRegex(t) + @"[\s\S]*)")];
+
+    private static string EscapeRegex(string text)
+    {
+        var builder = new System.Text.StringBuilder(text.Length * 2);
+        foreach (var c in text)
+        {
+            if (@"\^$.|?*+()[]{}/".Contains(c, StringComparison.Ordinal))
+            {
+                builder.Append('\\');
+            }
+            builder.Append(c);
+        }
+        return builder.ToString();
+    }
+
     private static readonly HashSet<string> Ignored = new(StringComparer.Ordinal)
     {
         // Options that pick a grammar library or its fallbacks: one engine here.
@@ -76,7 +99,9 @@ internal sealed record GuidedDecoding(string Kind, string Grammar)
                 case "disable_any_whitespace":
                     break;
                 case "structural_tag":
-                    throw new FormatException($"'{key}.structural_tag' is not supported by this engine");
+                    kinds++;
+                    guide = StructuralTag(key, v, compact);
+                    break;
                 default:
                     if (!Ignored.Contains(property.Name))
                     {
@@ -87,10 +112,62 @@ internal sealed record GuidedDecoding(string Kind, string Grammar)
         }
         return kinds switch
         {
-            0 => throw new FormatException($"'{key}' sets no constraint (one of json, json_object, regex, choice, grammar)"),
+            0 => throw new FormatException($"'{key}' sets no constraint (one of json, json_object, regex, choice, grammar, structural_tag)"),
             > 1 => throw new FormatException($"You can only use one kind of structured outputs constraint but multiple are specified in '{key}'"),
             _ => guide!,
         };
+    }
+
+    /// <summary>
+    /// vLLM's <c>structural_tag</c> (a JSON string): <c>{"type": "structural_tag", "structures": [{"begin",
+    /// "schema", "end"}], "triggers": [...]}</c>. Free text until a trigger; from it on one structure:
+    /// its begin text, an instance of its schema, its end text; then the answer ends (one call).
+    /// </summary>
+    private static GuidedDecoding StructuralTag(string key, JsonElement value, bool compact)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText());
+        }
+        catch (JsonException exception)
+        {
+            throw new FormatException($"'{key}.structural_tag' is not valid JSON: {exception.Message}");
+        }
+        using (document)
+        {
+            var tag = document.RootElement;
+            if (tag.ValueKind != JsonValueKind.Object
+                || !tag.TryGetProperty("structures", out var structures) || structures.ValueKind != JsonValueKind.Array
+                || !tag.TryGetProperty("triggers", out var triggerList) || triggerList.ValueKind != JsonValueKind.Array)
+            {
+                throw new FormatException($"'{key}.structural_tag' must be an object with 'structures' and 'triggers' arrays");
+            }
+            var triggers = triggerList.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.String && t.GetString() is { Length: > 0 } text
+                ? text : throw new FormatException($"'{key}.structural_tag.triggers' must be non-empty strings")).ToList();
+            if (triggers.Count == 0)
+            {
+                throw new FormatException($"'{key}.structural_tag.triggers' must list at least one trigger");
+            }
+            var tags = new List<(string, JsonElement, string)>();
+            foreach (var structure in structures.EnumerateArray())
+            {
+                if (structure.ValueKind != JsonValueKind.Object
+                    || !structure.TryGetProperty("begin", out var begin) || begin.ValueKind != JsonValueKind.String
+                    || !structure.TryGetProperty("schema", out var schema)
+                    || !structure.TryGetProperty("end", out var end) || end.ValueKind != JsonValueKind.String)
+                {
+                    throw new FormatException($"each of '{key}.structural_tag.structures' must have string 'begin' and 'end' and a 'schema'");
+                }
+                var beginText = begin.GetString()!;
+                if (!triggers.Any(t => beginText.StartsWith(t, StringComparison.Ordinal)))
+                {
+                    throw new FormatException($"structural tag begin '{beginText}' does not start with any of the triggers");
+                }
+                tags.Add((beginText, schema.Clone(), end.GetString()!));
+            }
+            return new GuidedDecoding("structural_tag", JsonSchemaGrammar.FromTags(tags, compact)) { Triggers = triggers };
+        }
     }
 
     public static GuidedDecoding FromTensorRtLlm(string type, string? guide) => type switch

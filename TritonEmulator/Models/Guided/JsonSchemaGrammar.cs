@@ -31,7 +31,7 @@ internal sealed class JsonSchemaGrammar
 
     private readonly Dictionary<string, string> _rules = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _refs = new(StringComparer.Ordinal);
-    private readonly JsonElement _root;
+    private JsonElement _root;
 
     private JsonSchemaGrammar(JsonElement root, bool compact)
     {
@@ -55,6 +55,30 @@ internal sealed class JsonSchemaGrammar
         var grammar = new JsonSchemaGrammar(document.RootElement.Clone(), compact);
         grammar._rules["root"] = "\"\""; // reserved: no other rule takes the name
         grammar._rules["root"] = grammar.Visit(document.RootElement, "schema", 0);
+        return grammar.Write();
+    }
+
+    /// <summary>
+    /// One of <paramref name="tags"/>: each its <c>begin</c> text, an instance of its schema, then its
+    /// <c>end</c> text (a structural tag's structures; each schema's references resolve in that schema).
+    /// </summary>
+    public static string FromTags(IReadOnlyList<(string Begin, JsonElement Schema, string End)> tags, bool compact)
+    {
+        if (tags.Count == 0)
+        {
+            throw new FormatException("a structural tag must list at least one structure");
+        }
+        var grammar = new JsonSchemaGrammar(default, compact);
+        grammar._rules["root"] = "\"\"";
+        var alternatives = new List<string>(tags.Count);
+        for (var i = 0; i < tags.Count; i++)
+        {
+            grammar._root = tags[i].Schema;
+            grammar._refs.Clear();
+            var body = grammar.Visit(tags[i].Schema, "tag-" + i.ToString(CultureInfo.InvariantCulture), 0);
+            alternatives.Add(grammar.NewRule("tag-" + i.ToString(CultureInfo.InvariantCulture) + "-call", Literal(tags[i].Begin) + " " + body + " " + Literal(tags[i].End)));
+        }
+        grammar._rules["root"] = string.Join(" | ", alternatives);
         return grammar.Write();
     }
 

@@ -20,7 +20,15 @@ internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int pena
         if (sampling.Guide is { } guide)
         {
             // First: every later sampler only sees the tokens that keep the text in the grammar.
-            chain.AddGrammar(context.ModelHandle, guide.Grammar, "root");
+            if (guide.Triggers is { Count: > 0 })
+            {
+                // A structural tag: free until a trigger appears in the output, the grammar from it on.
+                Guided.LazyGrammar.Add(chain, context.ModelHandle, guide.Grammar, "root", guide.TriggerPatterns());
+            }
+            else
+            {
+                chain.AddGrammar(context.ModelHandle, guide.Grammar, "root");
+            }
         }
         if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1)
         {

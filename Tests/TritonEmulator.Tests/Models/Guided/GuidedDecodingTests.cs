@@ -91,6 +91,52 @@ public sealed class GuidedDecodingTests(TinyLlamaEngine engine) : IClassFixture<
         Assert.Matches("^[0-9]{3}-(yes|no)$", regex);
     }
 
+    internal const string WeatherSchema = """
+        {"type":"object","properties":{"city":{"type":"string","maxLength":10},"unit":{"enum":["celsius","fahrenheit"]}},
+         "required":["city","unit"],"additionalProperties":false}
+        """;
+
+    private static string StructuralTag(string trigger, string begin, string end) => JsonSerializer.Serialize(new
+    {
+        structural_tag = JsonSerializer.Serialize(new
+        {
+            type = "structural_tag",
+            structures = new object[] { new { begin, schema = JsonNode.Parse(WeatherSchema), end } },
+            triggers = new[] { trigger },
+        }),
+        disable_any_whitespace = true,
+    });
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task StructuralTag_FreeUntilTheTrigger_ThenTheSchemaAndTheEnd(bool stream)
+    {
+        // The tiny model writes " d e f g …": free text up to the trigger " f", then the grammar holds.
+        var (text, finish) = await GenerateAsync("abc", new { temperature = 0, max_tokens = 120, structured_outputs = StructuralTag(" f", " f=", "</call>") }, stream);
+
+        Assert.Equal("stop", finish);
+        Assert.StartsWith(" d e f=", text);
+        Assert.EndsWith("</call>", text);
+        AssertValid(WeatherSchema, text[" d e f=".Length..^"</call>".Length]);
+    }
+
+    [Fact]
+    public async Task StructuralTag_TriggerNeverWritten_TheTextIsUnconstrained()
+    {
+        var (text, finish) = await GenerateAsync("abc", new { temperature = 0, max_tokens = 60, structured_outputs = StructuralTag("<tool_call>", "<tool_call>{\"name\": \"get_weather\", \"arguments\": ", "}</tool_call>") });
+        Assert.Equal(TinyLlama.AfterC, text);
+        Assert.Equal("stop", finish);
+    }
+
+    [Fact]
+    public async Task StructuralTag_BeginNotStartingWithATrigger_IsAnInvalidArgument()
+    {
+        var messages = await engine.StreamAsync(TinyLlamaEngine.Request(TinyLlamaEngine.Model, "tag-" + Guid.NewGuid().ToString("N"), "abc",
+            JsonSerializer.Serialize(new { structured_outputs = StructuralTag("<tool_call>", "[call]", "[/call]") })));
+        Assert.Contains("does not start with any of the triggers", Assert.Single(messages).ErrorMessage);
+    }
+
     [Fact]
     public async Task UnsupportedSchemaKeyword_IsAnInvalidArgumentNamingIt()
     {
