@@ -4,6 +4,7 @@ using Gateway.Ledger;
 using Gateway.Models;
 using Gateway.Quotas;
 using Gateway.Routing;
+using Gateway.Structured;
 using Gateway.Text;
 using Gateway.Telemetry;
 using Gateway.Triton;
@@ -61,6 +62,11 @@ internal sealed partial class GenerationService(
                 $"The model `{model.Id}` runs on Triton's {model.Contract.Name} backend, which has no constrained (guided) decoding, so '{request.GuideParam}' cannot be honoured. "
                 + (supported.Length > 0 ? $"Models that support it: {supported}." : "No model of this gateway supports it (models on the vllm and tensorrtllm backends do)."),
                 request.GuideParam, "unsupported_parameter");
+        }
+        var guide = request.Guide;
+        if (guide is null && ToolCallTags.Needed(request.Tools))
+        {
+            guide = StrictToolsUnderAuto(model, request.Tools!, caller);
         }
         var messages = request.IsChat ? ToolPrompts.Prepare(request.Messages!, request.Tools, model.Options.ToolCallParser) : null;
         var prompt = request.IsChat ? model.ChatTemplate.Render(messages!) : request.Prompt ?? "";
@@ -131,7 +137,7 @@ internal sealed partial class GenerationService(
         {
             Prompt = prompt,
             StopStrings = stops,
-            Guide = request.Guide,
+            Guide = guide,
         };
         var tritonRequest = model.Contract.CreateRequest(input);
         var settings = tritonOptions.Value;
@@ -250,6 +256,29 @@ internal sealed partial class GenerationService(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Request {RequestId} attempt {Attempt} routed to {Endpoint}: prefix {MatchedTokens} tokens matched ({MatchedBlocks} of {PrefixBlocks} blocks), score {Score:0.###} (load {Load:0.###}) over {Candidates} candidates")]
     private static partial void LogRouted(ILogger logger, string requestId, Uri endpoint, int attempt, int matchedTokens, int matchedBlocks, int prefixBlocks, double score, double load, int candidates);
+
+    /// <summary>
+    /// Strict tools under <c>tool_choice: auto</c> are held to their schemas once the model starts a call
+    /// (a structural tag), on a backend that takes one; elsewhere a clear 400, never an unconstrained call.
+    /// </summary>
+    private OutputGuide StrictToolsUnderAuto(CatalogModel model, ToolCalling tools, Caller caller)
+    {
+        if (model.Contract.SupportsStructuralTags)
+        {
+            return ToolCallTags.Guide(model.Options.ToolCallParser, tools.Tools);
+        }
+        var strict = tools.Tools.Select((t, i) => (t, i)).First(p => p.t.Strict);
+        var param = $"tools[{strict.i}].function.strict";
+        var supported = string.Join(", ", catalog.Models.Where(m => m.Contract.SupportsStructuralTags && caller.MayUse(m.Id)).Select(m => $"'{m.Id}'"));
+        var why = model.Contract.SupportsGuidedDecoding
+            ? $"whose guided decoding (guided_decoding_guide_type json, json_schema, regex or ebnf_grammar) has no structural tag, so a strict tool cannot be held to its schema when tool_choice is 'auto' (the model may also answer in text)"
+            : "which has no constrained (guided) decoding, so a strict tool cannot be held to its schema";
+        throw new GatewayException(GatewayError.Unsupported,
+            $"The model `{model.Id}` runs on Triton's {model.Contract.Name} backend, {why}. The function '{strict.t.Name}' has strict: true. "
+            + (model.Contract.SupportsGuidedDecoding ? "Use tool_choice 'required' or name the function (both constrained on this model), or set strict to false. " : "Set strict to false. ")
+            + (supported.Length > 0 ? $"Models that hold strict tools under 'auto': {supported}." : "No model of this gateway holds strict tools under 'auto' (models on the vllm backend do)."),
+            param, "unsupported_parameter");
+    }
 
     private void RecordRefusal(Caller caller, string model, string operation, string reason, long started)
     {

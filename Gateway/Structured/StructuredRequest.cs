@@ -8,9 +8,12 @@ public enum GuideKind
 
     /// <summary>An instance of a JSON schema (<c>json_schema</c>, or a tool call's arguments).</summary>
     JsonSchema,
+
+    /// <summary>Free text until a tool-call marker, then a call held to its tool's schema (<see cref="ToolCallTags"/>); <see cref="OutputGuide.Schema"/> is the structural tag.</summary>
+    StructuralTag,
 }
 
-/// <summary>A constraint on the generated text: a JSON object, or an instance of <see cref="Schema"/> (JSON text).</summary>
+/// <summary>A constraint on the generated text: a JSON object, an instance of <see cref="Schema"/> (JSON text), or a structural tag (<see cref="Schema"/> holds it).</summary>
 public sealed record OutputGuide(GuideKind Kind, string? Schema)
 {
     public static OutputGuide AnyJsonObject { get; } = new(GuideKind.JsonObject, null);

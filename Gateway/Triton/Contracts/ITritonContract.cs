@@ -19,6 +19,9 @@ public interface ITritonContract
 
     /// <summary>Whether the backend can constrain its output to a JSON schema (guided / structured decoding).</summary>
     bool SupportsGuidedDecoding => true;
+
+    /// <summary>Whether the backend takes a structural tag (free text, then a constrained tool call: strict tools under tool_choice auto).</summary>
+    bool SupportsStructuralTags => false;
 }
 
 /// <summary>Everything a contract needs to build one request.</summary>

@@ -33,6 +33,8 @@ internal sealed class VllmContract : ITritonContract
 {
     public string Name => TritonContracts.Vllm;
 
+    public bool SupportsStructuralTags => true;
+
     public ModelInferRequest CreateRequest(TritonGenerationInput input)
     {
         var request = TritonContracts.NewStreamRequest(input);
@@ -88,7 +90,12 @@ internal sealed class VllmContract : ITritonContract
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
-            if (guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema)
+            if (guide.Kind == Structured.GuideKind.StructuralTag && guide.Schema is { } tag)
+            {
+                // StructuredOutputsParams.structural_tag is itself a JSON string (xgrammar's structural tag).
+                json.WriteString("structural_tag", tag);
+            }
+            else if (guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema)
             {
                 json.WritePropertyName("json");
                 json.WriteRawValue(schema);

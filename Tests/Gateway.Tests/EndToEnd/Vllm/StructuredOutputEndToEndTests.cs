@@ -96,6 +96,21 @@ public sealed class StructuredOutputEndToEndTests(VllmHost host) : IClassFixture
     }
 
     [Fact]
+    public async Task StrictToolUnderAuto_TheEngineTakesTheStructuralTag_AndTheModelsTextStaysFree()
+    {
+        // The alphabet model never writes "<tool_call>", so the lazy grammar never triggers: the answer is
+        // its own text, and the request succeeding shows the engine compiled the gateway's structural tag.
+        var options = WeatherOptions();
+        options.ToolChoice = ChatToolChoice.CreateAutoChoice();
+        options.MaxOutputTokenCount = 60;
+        ChatCompletion completion = await Client(VllmHost.LongModel).CompleteChatAsync([new UserChatMessage("abc")], options);
+
+        Assert.Empty(completion.ToolCalls);
+        Assert.Equal(ChatFinishReason.Stop, completion.FinishReason);
+        Assert.Contains("x y z", completion.Content[0].Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NamedToolChoice_Unary_IsOneCallWithSchemaValidArguments_FinishStop()
     {
         ChatCompletion completion = await Client(VllmHost.LongModel).CompleteChatAsync([new UserChatMessage("Weather in Paris?")], WeatherOptions());
