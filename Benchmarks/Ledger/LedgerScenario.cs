@@ -19,6 +19,8 @@ internal static class LedgerScenario
 {
     public const string Name = "ledger";
     private const int MaxTokens = 8;
+    private const int LedgerRounds = 6;
+    private const int CapacityConnections = 10;
 
     public static async Task<string> RunAsync(BenchmarkOptions options, TextWriter log, CancellationToken cancellationToken)
     {
@@ -43,21 +45,34 @@ internal static class LedgerScenario
         var rows = new List<string>();
         using var http = LoadClient.CreateHttpClient();
         using var direct = new DirectGrpcClient(emulator.Grpc);
-        Phase? without = null, with = null;
-        await using (var gateway = await ComponentHost.StartAsync("gateway", plain, false, cancellationToken))
+        // Both gateways run side by side for the whole comparison, and their rounds alternate (A B, B A, …):
+        // load from anything else on the machine drifts over minutes, and then falls on both alike.
+        await using var plainGateway = await ComponentHost.StartAsync("gateway", plain, false, cancellationToken);
+        await using var gateway = await ComponentHost.StartAsync("gateway", withLedger, false, cancellationToken);
+        var plainClient = new LoadClient(http, plainGateway.Rest, direct, ComponentHost.ApiKey);
+        var client = new LoadClient(http, gateway.Rest, direct, ComponentHost.ApiKey);
+        var warmUp = TimeSpan.FromSeconds(options.Smoke ? 1 : 3);
+        await OpenLoopAsync(plainClient, rate, warmUp, null, cancellationToken);
+        await OpenLoopAsync(client, rate, warmUp, null, cancellationToken);
+        var rounds = options.Smoke ? 1 : LedgerRounds;
+        var round = options.Smoke ? duration : duration / 3;
+        var without = new List<Phase>();
+        var with = new List<Phase>();
+        var capacityWithout = new List<Phase>();
+        var capacityWith = new List<Phase>();
+        for (var i = 0; i < rounds; i++)
         {
-            var client = new LoadClient(http, gateway.Rest, direct, ComponentHost.ApiKey);
-            await OpenLoopAsync(client, rate, TimeSpan.FromSeconds(options.Smoke ? 1 : 3), null, cancellationToken); // warm-up
-            without = await OpenLoopAsync(client, rate, duration, gateway.ProcessId, cancellationToken);
-            log.WriteLine($"ledger: without the ledger {without}");
+            var order = i % 2 == 0
+                ? new[] { (plainClient, plainGateway.ProcessId, without, capacityWithout), (client, gateway.ProcessId, with, capacityWith) }
+                : new[] { (client, gateway.ProcessId, with, capacityWith), (plainClient, plainGateway.ProcessId, without, capacityWithout) };
+            foreach (var (target, pid, open, closed) in order)
+            {
+                open.Add(await OpenLoopAsync(target, rate, round, pid, cancellationToken));
+                closed.Add(await ClosedLoopAsync(target, CapacityConnections, round, pid, cancellationToken));
+            }
+            log.WriteLine($"ledger: round {i + 1}/{rounds}: without {without[^1]} / capacity {capacityWithout[^1]}; with {with[^1]} / capacity {capacityWith[^1]}");
         }
-        await using (var gateway = await ComponentHost.StartAsync("gateway", withLedger, false, cancellationToken))
         {
-            var client = new LoadClient(http, gateway.Rest, direct, ComponentHost.ApiKey);
-            await OpenLoopAsync(client, rate, TimeSpan.FromSeconds(options.Smoke ? 1 : 3), null, cancellationToken);
-            with = await OpenLoopAsync(client, rate, duration, gateway.ProcessId, cancellationToken);
-            log.WriteLine($"ledger: with the ledger {with}");
-
             var before = await WaitForRowsAsync(postgres, -1, cancellationToken);
             var okBefore = await postgres.ScalarAsync("SELECT count(*) FROM usage_records WHERE status = 'ok'", cancellationToken);
             log.WriteLine($"ledger: {TimeProvider.System.GetUtcNow():HH:mm:ss} outage phase: PostgreSQL stopped for {outage.TotalSeconds:0} s mid-load");
@@ -74,7 +89,7 @@ internal static class LedgerScenario
             var after = await WaitForRowsAsync(postgres, expected, cancellationToken);
             var okRows = await postgres.ScalarAsync("SELECT count(*) FROM usage_records WHERE status = 'ok'", cancellationToken) - okBefore;
             log.WriteLine($"ledger: outage {outagePhase}; rows {after - before} of {outagePhase.Sent} sent, ok rows {okRows} of {outagePhase.Ok} answered 200");
-            rows.Add(Row("with the ledger, PostgreSQL stopped 10 s mid-run", outagePhase, null));
+            rows.Add(Row($"with the ledger, PostgreSQL stopped {outage.TotalSeconds:0} s mid-run", outagePhase, null));
             rows.Add(string.Create(CultureInfo.InvariantCulture,
                 $"\nOutage: {outagePhase.Sent} requests sent in {(duration + outage).TotalSeconds:0} s with PostgreSQL down for {outage.TotalSeconds:0} s of it; {outagePhase.Ok} answered 200. "
                 + $"Afterwards the database holds {after - before} new rows ({okRows} with status ok): {Math.Max(0, outagePhase.Ok - okRows)} answered requests without a row, "
@@ -84,19 +99,30 @@ internal static class LedgerScenario
         md.Append("## Ledger (written by --scenarios ledger)\n\n");
         md.Append("Machine: ").Append(Machine.Describe()).Append("  \n");
         md.Append("Command: `dotnet run -c Release --project Benchmarks -- ").Append(string.Join(' ', Environment.GetCommandLineArgs().Skip(1))).Append("`\n\n");
-        md.Append(CultureInfo.InvariantCulture, $"Open loop at {rate} unary completions/s ({MaxTokens} tokens each), {duration.TotalSeconds:0} s per phase, gateway and emulator as separate processes, PostgreSQL 15 durable (fsync on). ");
-        md.Append("CPU = the gateway process's user + system time per answered request.\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"Two gateway processes side by side on one emulator (zero-latency model), one without the ledger and one writing it to PostgreSQL 15 (durable: fsync on); {rounds} rounds, the two alternating within each round (A B, then B A). ");
+        md.Append(CultureInfo.InvariantCulture, $"Each round, per gateway: {round.TotalSeconds:0} s open loop at {rate} unary completions/s ({MaxTokens} tokens each), then {round.TotalSeconds:0} s closed loop with {CapacityConnections} connections (its capacity on this machine). ");
+        md.Append("CPU = the gateway process's user + system time per answered request (/proc, 10 ms ticks).\n\n");
         md.Append("| phase | sent | 200 | achieved req/s | p50 ms | p99 ms | gateway CPU µs/request |\n|---|---|---|---|---|---|---|\n");
-        md.Append(Row("without the ledger", without!.Value, null)).Append('\n');
-        md.Append(Row("with the ledger (PostgreSQL)", with!.Value, without)).Append('\n');
+        var openWithout = Phase.Sum(without);
+        var openWith = Phase.Sum(with);
+        var closedWithout = Phase.Sum(capacityWithout);
+        var closedWith = Phase.Sum(capacityWith);
+        md.Append(Row($"without the ledger, {rate} req/s offered", openWithout, null)).Append('\n');
+        md.Append(Row($"with the ledger, {rate} req/s offered", openWith, openWithout)).Append('\n');
+        md.Append(Row($"without the ledger, closed loop ({CapacityConnections} connections)", closedWithout, null)).Append('\n');
+        md.Append(Row($"with the ledger, closed loop ({CapacityConnections} connections)", closedWith, closedWithout)).Append('\n');
         foreach (var row in rows)
         {
             md.Append(row).Append('\n');
         }
-        var cost = (with.Value.CpuMicrosPerRequest - without.Value.CpuMicrosPerRequest) / without.Value.CpuMicrosPerRequest;
-        var throughput = (with.Value.Achieved - without.Value.Achieved) / without.Value.Achieved;
-        md.Append(CultureInfo.InvariantCulture, $"\nLedger cost: {cost:+0.0%;-0.0%} gateway CPU per request; achieved throughput with the ledger {throughput:+0.0%;-0.0%} against without, at {rate} req/s offered.");
-        md.Append(" When the achieved rate is below the offered one, the machine (load generator, emulator and gateway on the same cores) was the limit, for both phases alike.\n");
+        var cost = (openWith.CpuMicrosPerRequest - openWithout.CpuMicrosPerRequest) / openWithout.CpuMicrosPerRequest;
+        var throughput = (openWith.Achieved - openWithout.Achieved) / openWithout.Achieved;
+        var capacity = (closedWith.Achieved - closedWithout.Achieved) / closedWithout.Achieved;
+        var perRound = string.Join(", ", with.Zip(without, (w, o) => ((w.CpuMicrosPerRequest - o.CpuMicrosPerRequest) / o.CpuMicrosPerRequest).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture)));
+        var perRoundCapacity = string.Join(", ", capacityWith.Zip(capacityWithout, (w, o) => ((w.Achieved - o.Achieved) / o.Achieved).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture)));
+        md.Append(CultureInfo.InvariantCulture, $"\nLedger cost at {rate} req/s offered: {cost:+0.0%;-0.0%} gateway CPU per request (per round: {perRound}); achieved throughput {throughput:+0.0%;-0.0%}. ");
+        md.Append(CultureInfo.InvariantCulture, $"Capacity (closed loop): {capacity:+0.0%;-0.0%} requests/s with the ledger against without (per round: {perRoundCapacity}). ");
+        md.Append("When the achieved rate is below the offered one, the machine (load generator, emulator and both gateways on the same cores) was the limit.\n");
         try
         {
             Directory.Delete(spill, recursive: true);
@@ -146,8 +172,18 @@ internal static class LedgerScenario
         return last;
     }
 
-    internal readonly record struct Phase(long Sent, long Ok, double Achieved, double P50, double P99, double CpuMicrosPerRequest)
+    internal readonly record struct Phase(long Sent, long Ok, double Achieved, double P50, double P99, double CpuMicrosPerRequest, double Seconds = 0)
     {
+        /// <summary>Rounds of one configuration as one phase: totals summed, rates over the summed time, percentiles the rounds' medians.</summary>
+        public static Phase Sum(IReadOnlyList<Phase> rounds)
+        {
+            var seconds = rounds.Sum(r => r.Seconds);
+            var ok = rounds.Sum(r => r.Ok);
+            var cpu = rounds.Sum(r => r.CpuMicrosPerRequest * r.Ok);
+            double Median(Func<Phase, double> pick) => rounds.Select(pick).Order().ElementAt(rounds.Count / 2);
+            return new Phase(rounds.Sum(r => r.Sent), ok, ok / seconds, Median(r => r.P50), Median(r => r.P99), ok == 0 ? 0 : cpu / ok, seconds);
+        }
+
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
             $"sent {Sent}, 200 {Ok}, {Achieved:0} req/s, p50 {P50:0.0} ms, p99 {P99:0.0} ms, CPU {CpuMicrosPerRequest:0} µs/request");
     }
@@ -175,7 +211,30 @@ internal static class LedgerScenario
         var ok = results.Where(r => r.Ok).Select(r => r.TotalMs).Order().ToArray();
         double Percentile(double p) => ok.Length == 0 ? 0 : ok[Math.Min(ok.Length - 1, (int)(p * ok.Length))];
         return new Phase(total, ok.Length, ok.Length / elapsed.TotalSeconds, Percentile(0.5), Percentile(0.99),
-            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length);
+            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds);
+    }
+
+    /// <summary><paramref name="connections"/> requests in flight at all times for <paramref name="duration"/>: what the gateway can serve.</summary>
+    private static async Task<Phase> ClosedLoopAsync(LoadClient client, int connections, TimeSpan duration, int? pid, CancellationToken cancellationToken)
+    {
+        var cpuBefore = pid is { } p ? CpuTime(p) : TimeSpan.Zero;
+        var started = Stopwatch.GetTimestamp();
+        var workers = Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
+        {
+            var results = new List<RequestResult>();
+            while (Stopwatch.GetElapsedTime(started) < duration)
+            {
+                results.Add(await client.CompleteAsync(Target.Gateway, MaxTokens, cancellationToken));
+            }
+            return results;
+        }, cancellationToken)).ToArray();
+        var all = (await Task.WhenAll(workers)).SelectMany(r => r).ToArray();
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        var cpu = pid is { } q ? CpuTime(q) - cpuBefore : TimeSpan.Zero;
+        var ok = all.Where(r => r.Ok).Select(r => r.TotalMs).Order().ToArray();
+        double Percentile(double p) => ok.Length == 0 ? 0 : ok[Math.Min(ok.Length - 1, (int)(p * ok.Length))];
+        return new Phase(all.Length, ok.Length, ok.Length / elapsed.TotalSeconds, Percentile(0.5), Percentile(0.99),
+            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds);
     }
 
     /// <summary>utime + stime of a process (/proc/&lt;pid&gt;/stat, clock ticks of 10 ms).</summary>
