@@ -38,7 +38,7 @@ internal sealed class TritonCall : IAsyncDisposable
     private readonly CancellationToken _requestAborted;
     private readonly CancellationTokenSource _timeout;
     private readonly CancellationTokenSource _linked;
-    private readonly AsyncDuplexStreamingCall<ModelInferRequest, TritonResponse> _call;
+    private readonly AsyncDuplexStreamingCall<TritonRequest, TritonResponse> _call;
     private bool _completed;
 
     private TritonCall(CallInvoker invoker, Metadata headers, TimeProvider time, CancellationToken requestAborted)
@@ -50,7 +50,7 @@ internal sealed class TritonCall : IAsyncDisposable
     }
 
     public static async Task<TritonCall> StartAsync(
-        CallInvoker invoker, ModelInferRequest request, Activity? activity,
+        CallInvoker invoker, TritonRequest request, Activity? activity,
         TimeProvider time, TimeSpan firstTokenTimeout, CancellationToken cancellationToken)
     {
         var headers = new Metadata();

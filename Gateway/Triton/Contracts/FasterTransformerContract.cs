@@ -1,8 +1,5 @@
 using Gateway.Generation;
-using Gateway.Grpc.Tensors;
 using Gateway.Triton.Wire;
-using Google.Protobuf;
-using Triton.Inference;
 
 namespace Gateway.Triton.Contracts;
 
@@ -33,41 +30,36 @@ internal sealed class FasterTransformerContract : ITritonContract
     /// <summary>FasterTransformer samples with no grammar or logits processor: no structured outputs.</summary>
     public bool SupportsGuidedDecoding => false;
 
-    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    public TritonRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = TritonContracts.NewStreamRequest(input);
-
-        var prompt = new uint[input.PromptIds.Count];
-        for (var i = 0; i < prompt.Length; i++)
-        {
-            prompt[i] = (uint)input.PromptIds[i];
-        }
+        var request = TritonContracts.NewStreamRequest(input, 4 * input.PromptIds.Count + 64);
         var mapped = MapSampling(input.Sampling);
+        ReadOnlySpan<long> one = [1, 1];
 
-        Add(request, "input_ids", TensorDataTypes.UInt32, [1, prompt.Length], TensorCodec.EncodeUInt32(prompt));
-        Add(request, "input_lengths", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)prompt.Length]));
-        Add(request, "request_output_len", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.MaxTokens]));
-        Add(request, "start_id", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.StartId]));
-        Add(request, "end_id", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([(uint)input.EndId]));
-        Add(request, "runtime_top_k", TensorDataTypes.UInt32, [1, 1], TensorCodec.EncodeUInt32([mapped.TopK]));
-        Add(request, "runtime_top_p", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([mapped.TopP]));
-        Add(request, "temperature", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([mapped.Temperature]));
+        request.AddUInt32Row("input_ids", input.PromptIds);
+        request.AddUInt32("input_lengths", one, (uint)input.PromptIds.Count);
+        request.AddUInt32("request_output_len", one, (uint)input.MaxTokens);
+        request.AddUInt32("start_id", one, (uint)input.StartId);
+        request.AddUInt32("end_id", one, (uint)input.EndId);
+        request.AddUInt32("runtime_top_k", one, mapped.TopK);
+        request.AddFp32("runtime_top_p", one, mapped.TopP);
+        request.AddFp32("temperature", one, mapped.Temperature);
         if (mapped.RepetitionPenalty is { } penalty)
         {
-            Add(request, "repetition_penalty", TensorDataTypes.Fp32, [1, 1], TensorCodec.EncodeFloat32([penalty]));
+            request.AddFp32("repetition_penalty", one, penalty);
         }
         if (mapped.RandomSeed is { } seed)
         {
-            Add(request, "random_seed", TensorDataTypes.UInt64, [1, 1], TensorCodec.EncodeUInt64([seed]));
+            request.AddUInt64("random_seed", one, seed);
         }
         if (input.StopWordIds.Count > 0)
         {
             var (words, length) = EncodeWordList(input.StopWordIds);
-            Add(request, "stop_words_list", TensorDataTypes.Int32, [1, 2, length], TensorCodec.EncodeInt32(words));
+            request.AddInt32s("stop_words_list", [1, 2, length], words);
         }
 
-        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output_ids" });
-        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "sequence_length" });
+        request.AddOutput("output_ids");
+        request.AddOutput("sequence_length");
         return request;
     }
 
@@ -119,14 +111,6 @@ internal sealed class FasterTransformerContract : ITritonContract
             flat[length + p] = at;
         }
         return (flat, length);
-    }
-
-    private static void Add(ModelInferRequest request, string name, string datatype, long[] shape, ByteString data)
-    {
-        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
-        tensor.Shape.Add(shape);
-        request.Inputs.Add(tensor);
-        request.RawInputContents.Add(data);
     }
 
     internal readonly record struct FtSampling(uint TopK, float TopP, float Temperature, float? RepetitionPenalty, ulong? RandomSeed);

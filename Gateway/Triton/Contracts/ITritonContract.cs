@@ -5,7 +5,7 @@ using Triton.Inference;
 namespace Gateway.Triton.Contracts;
 
 /// <summary>
-/// A backend tensor contract: how one generation becomes a <see cref="ModelInferRequest"/> and how
+/// A backend tensor contract: how one generation becomes a <see cref="TritonRequest"/> (Triton's <c>ModelInferRequest</c>) and how
 /// streamed responses become new token ids or text. Cumulative vs delta semantics live here only.
 /// One class per contract (<c>fastertransformer</c>, <c>vllm</c>, <c>tensorrtllm</c>).
 /// </summary>
@@ -13,7 +13,7 @@ public interface ITritonContract
 {
     string Name { get; }
 
-    ModelInferRequest CreateRequest(TritonGenerationInput input);
+    TritonRequest CreateRequest(TritonGenerationInput input);
 
     ITritonResponseDecoder CreateDecoder(TritonGenerationInput input);
 
@@ -105,18 +105,13 @@ public static class TritonContracts
     /// A request for one generation on <c>ModelStreamInfer</c>, before its tensors: id, the empty final
     /// response asked for, and Triton's <c>priority</c> when the caller has one.
     /// </summary>
-    public static ModelInferRequest NewStreamRequest(TritonGenerationInput input)
+    public static TritonRequest NewStreamRequest(TritonGenerationInput input, int rawCapacity)
     {
-        var request = new ModelInferRequest
-        {
-            ModelName = input.ModelName,
-            ModelVersion = input.ModelVersion,
-            Id = input.RequestId,
-        };
-        request.Parameters[EnableEmptyFinalResponse] = new InferParameter { BoolParam = true };
+        var request = new TritonRequest(input.ModelName, input.ModelVersion, input.RequestId, rawCapacity);
+        request.AddParameter(EnableEmptyFinalResponse, true);
         if (input.Priority > 0)
         {
-            request.Parameters["priority"] = new InferParameter { Int64Param = input.Priority };
+            request.AddParameter("priority", (long)input.Priority);
         }
         return request;
     }

@@ -1,8 +1,5 @@
 using System.Text;
-using Gateway.Grpc.Tensors;
 using Gateway.Triton.Wire;
-using Google.Protobuf;
-using Triton.Inference;
 
 namespace Gateway.Triton.Contracts;
 
@@ -37,62 +34,63 @@ internal sealed class TensorRtLlmContract : ITritonContract
 {
     public string Name => TritonContracts.TensorRtLlm;
 
-    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    public TritonRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = TritonContracts.NewStreamRequest(input);
+        var request = TritonContracts.NewStreamRequest(input, 2 * input.Prompt.Length + 256);
+        ReadOnlySpan<long> one = [1, 1];
         var sampling = input.Sampling;
-        Add(request, "text_input", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.Prompt));
-        Add(request, "max_tokens", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.MaxTokens]));
-        Add(request, "stream", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "exclude_input_in_output", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "return_log_probs", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "end_id", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.EndId]));
-        Add(request, "pad_id", TensorDataTypes.Int32, TensorCodec.EncodeInt32([input.EndId]));
+        request.AddString("text_input", one, input.Prompt);
+        request.AddInt32("max_tokens", one, input.MaxTokens);
+        request.AddBool("stream", one, true);
+        request.AddBool("exclude_input_in_output", one, true);
+        request.AddBool("return_log_probs", one, true);
+        request.AddInt32("end_id", one, input.EndId);
+        request.AddInt32("pad_id", one, input.EndId);
         if (sampling.Temperature == 0)
         {
-            Add(request, "top_k", TensorDataTypes.Int32, TensorCodec.EncodeInt32([1]));
-            Add(request, "temperature", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([1f]));
+            request.AddInt32("top_k", one, 1);
+            request.AddFp32("temperature", one, 1f);
         }
         else
         {
             if (sampling.Temperature is { } temperature)
             {
-                Add(request, "temperature", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)temperature]));
+                request.AddFp32("temperature", one, (float)temperature);
             }
             if (sampling.TopK is > 0 and var topK)
             {
-                Add(request, "top_k", TensorDataTypes.Int32, TensorCodec.EncodeInt32([topK]));
+                request.AddInt32("top_k", one, topK);
             }
             // TensorRT-LLM samples greedily when top_k and top_p are both 0 (their defaults), so
             // OpenAI's default top_p of 1 (the whole distribution) is always sent.
-            Add(request, "top_p", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)(sampling.TopP ?? 1.0)]));
+            request.AddFp32("top_p", one, (float)(sampling.TopP ?? 1.0));
         }
         if (sampling.PresencePenalty is { } presence and not 0)
         {
-            Add(request, "presence_penalty", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)presence]));
+            request.AddFp32("presence_penalty", one, (float)presence);
         }
         if (sampling.FrequencyPenalty is { } frequency and not 0)
         {
-            Add(request, "frequency_penalty", TensorDataTypes.Fp32, TensorCodec.EncodeFloat32([(float)frequency]));
+            request.AddFp32("frequency_penalty", one, (float)frequency);
         }
         if (sampling.Seed is { } seed)
         {
-            Add(request, "seed", TensorDataTypes.UInt64, TensorCodec.EncodeUInt64([unchecked((ulong)seed)]));
+            request.AddUInt64("seed", one, unchecked((ulong)seed));
         }
         if (input.StopStrings.Count > 0)
         {
-            Add(request, "stop_words", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.StopStrings), input.StopStrings.Count);
+            request.AddStrings("stop_words", [1, input.StopStrings.Count], input.StopStrings);
         }
         if (input.Guide is { } guide)
         {
             // tensorrtllm_backend's guided decoding (xgrammar): guide type json | json_schema | regex | ebnf_grammar.
             // Its "json" is any JSON value, so json_object is sent as the schema of any object.
-            Add(request, "guided_decoding_guide_type", TensorDataTypes.Bytes, TensorCodec.EncodeStrings("json_schema"));
-            Add(request, "guided_decoding_guide", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(
-                guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema ? schema : AnyObjectSchema));
+            request.AddString("guided_decoding_guide_type", one, "json_schema");
+            request.AddString("guided_decoding_guide", one,
+                guide.Kind == Structured.GuideKind.JsonSchema && guide.Schema is { } schema ? schema : AnyObjectSchema);
         }
-        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "text_output" });
-        request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = "output_log_probs" });
+        request.AddOutput("text_output");
+        request.AddOutput("output_log_probs");
         return request;
     }
 
@@ -100,15 +98,6 @@ internal sealed class TensorRtLlmContract : ITritonContract
     internal const string AnyObjectSchema = """{"type":"object"}""";
 
     public ITritonResponseDecoder CreateDecoder(TritonGenerationInput input) => new Decoder();
-
-    private static void Add(ModelInferRequest request, string name, string datatype, ByteString data, int elements = 1)
-    {
-        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
-        tensor.Shape.Add(1);
-        tensor.Shape.Add(elements);
-        request.Inputs.Add(tensor);
-        request.RawInputContents.Add(data);
-    }
 
     private sealed class Decoder : ITritonResponseDecoder
     {

@@ -2,10 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Gateway.Generation;
-using Gateway.Grpc.Tensors;
 using Gateway.Triton.Wire;
-using Google.Protobuf;
-using Triton.Inference;
 
 namespace Gateway.Triton.Contracts;
 
@@ -35,20 +32,23 @@ internal sealed class VllmContract : ITritonContract
 
     public bool SupportsStructuralTags => true;
 
-    public ModelInferRequest CreateRequest(TritonGenerationInput input)
+    public TritonRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = TritonContracts.NewStreamRequest(input);
-        Add(request, "text_input", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(input.Prompt));
-        Add(request, "stream", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "sampling_parameters", TensorDataTypes.Bytes, TensorCodec.EncodeStrings(SamplingJson(input)));
-        Add(request, "exclude_input_in_output", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "return_finish_reason", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "return_num_input_tokens", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        Add(request, "return_num_output_tokens", TensorDataTypes.Bool, TensorCodec.EncodeBool([true]));
-        foreach (var output in (ReadOnlySpan<string>)["text_output", "finish_reason", "num_input_tokens", "num_output_tokens"])
-        {
-            request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = output });
-        }
+        var sampling = SamplingJson(input);
+        var request = TritonContracts.NewStreamRequest(input, 2 * (input.Prompt.Length + sampling.Length) + 64);
+        // max_batch_size 0: shape [1], no batch dimension.
+        ReadOnlySpan<long> one = [1];
+        request.AddString("text_input", one, input.Prompt);
+        request.AddBool("stream", one, true);
+        request.AddString("sampling_parameters", one, sampling);
+        request.AddBool("exclude_input_in_output", one, true);
+        request.AddBool("return_finish_reason", one, true);
+        request.AddBool("return_num_input_tokens", one, true);
+        request.AddBool("return_num_output_tokens", one, true);
+        request.AddOutput("text_output");
+        request.AddOutput("finish_reason");
+        request.AddOutput("num_input_tokens");
+        request.AddOutput("num_output_tokens");
         return request;
     }
 
@@ -108,15 +108,6 @@ internal sealed class VllmContract : ITritonContract
             json.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
-    }
-
-    private static void Add(ModelInferRequest request, string name, string datatype, ByteString data)
-    {
-        // max_batch_size 0: shape [1], no batch dimension.
-        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = name, Datatype = datatype };
-        tensor.Shape.Add(1);
-        request.Inputs.Add(tensor);
-        request.RawInputContents.Add(data);
     }
 
     private sealed class Decoder : ITritonResponseDecoder

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Grpc.Core;
 using Triton.Inference;
 
@@ -6,24 +5,27 @@ namespace Gateway.Triton.Wire;
 
 /// <summary>
 /// <c>inference.GRPCInferenceService/ModelStreamInfer</c> with the gateway's own response marshaller:
-/// requests are the generated <see cref="ModelInferRequest"/> written straight into gRPC's buffer;
+/// requests are <see cref="TritonRequest"/>s written by hand straight into gRPC's buffer;
 /// responses are read in place into a pooled <see cref="TritonResponse"/> instead of a full
 /// Google.Protobuf object graph per token. One static method (grpc-dotnet caches per-method state).
 /// </summary>
 internal static class TritonWire
 {
-    public static Method<ModelInferRequest, TritonResponse> ModelStreamInfer { get; } = new(
+    public static Method<TritonRequest, TritonResponse> ModelStreamInfer { get; } = new(
         MethodType.DuplexStreaming,
         "inference.GRPCInferenceService",
         "ModelStreamInfer",
-        Marshallers.Create<ModelInferRequest>(
+        Marshallers.Create<TritonRequest>(
             static (request, context) =>
             {
-                context.SetPayloadLength(request.CalculateSize());
-                request.WriteTo(context.GetBufferWriter());
+                var size = request.CalculateSize();
+                context.SetPayloadLength(size);
+                var writer = context.GetBufferWriter();
+                request.WriteTo(writer.GetSpan(size)[..size]);
+                writer.Advance(size);
                 context.Complete();
             },
-            static context => ModelInferRequest.Parser.ParseFrom(context.PayloadAsReadOnlySequence())),
+            static _ => throw new NotSupportedException("The gateway never receives a ModelInferRequest.")),
         Marshallers.Create<TritonResponse>(
             static (_, _) => throw new NotSupportedException("The gateway never sends a ModelStreamInferResponse."),
             static context => TritonResponse.Read(context.PayloadAsReadOnlySequence())));

@@ -39,7 +39,7 @@ public sealed class FasterTransformerContractTests
     [Fact]
     public void CreateRequest_StopWords_AreInt32TensorOfShape1x2xN()
     {
-        var request = Contract.CreateRequest(Input(stops: [[11, 22], [33]]));
+        var request = Contract.CreateRequest(Input(stops: [[11, 22], [33]])).ToMessage();
         var (tensor, raw) = Tensor(request, "stop_words_list");
         Assert.Equal(TensorDataTypes.Int32, tensor.Datatype);
         Assert.Equal([1L, 2, 3], tensor.Shape);
@@ -49,14 +49,14 @@ public sealed class FasterTransformerContractTests
     [Fact]
     public void CreateRequest_NoStops_SendsNoStopWordsList()
     {
-        var request = Contract.CreateRequest(Input());
+        var request = Contract.CreateRequest(Input()).ToMessage();
         Assert.DoesNotContain(request.Inputs, t => t.Name == "stop_words_list");
     }
 
     [Fact]
     public void CreateRequest_Basics_IdPromptLengthsAndEmptyFinalResponse()
     {
-        var request = Contract.CreateRequest(Input(maxTokens: 12, priority: 1));
+        var request = Contract.CreateRequest(Input(maxTokens: 12, priority: 1)).ToMessage();
         Assert.Equal("req-1", request.Id);
         Assert.Equal("fastertransformer", request.ModelName);
         Assert.True(request.Parameters[TritonContracts.EnableEmptyFinalResponse].BoolParam);
@@ -110,7 +110,7 @@ public sealed class FasterTransformerContractTests
     [Fact]
     public void CreateRequest_SamplingTensors_HaveFtTypes()
     {
-        var request = Contract.CreateRequest(Input(new SamplingParameters { Seed = 42, PresencePenalty = 1, TopK = 5, TopP = 0.5, Temperature = 0.25 }));
+        var request = Contract.CreateRequest(Input(new SamplingParameters { Seed = 42, PresencePenalty = 1, TopK = 5, TopP = 0.5, Temperature = 0.25 })).ToMessage();
         Assert.Equal([42ul], TensorCodec.DecodeUInt64(Tensor(request, "random_seed").Raw.Span));
         Assert.Equal(TensorDataTypes.UInt64, Tensor(request, "random_seed").Tensor.Datatype);
         Assert.Equal([5u], TensorCodec.DecodeUInt32(Tensor(request, "runtime_top_k").Raw.Span));

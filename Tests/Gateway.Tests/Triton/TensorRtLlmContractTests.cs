@@ -21,7 +21,7 @@ public sealed class TensorRtLlmContractTests
         var request = new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters
         {
             Temperature = 0.7, TopP = 0.9, TopK = 40, Seed = -1, PresencePenalty = 0.5, FrequencyPenalty = -0.25,
-        }, "\nUser:", "###"));
+        }, "\nUser:", "###")).ToMessage();
         var tensors = Tensors(request);
 
         Assert.Equal("BYTES", tensors["text_input"].Type);
@@ -45,8 +45,8 @@ public sealed class TensorRtLlmContractTests
     [Fact]
     public void CreateRequest_TemperatureZeroIsGreedy_AndSamplingAlwaysSendsTopP()
     {
-        var greedy = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters { Temperature = 0 })));
-        var sampled = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters { Temperature = 1.5 })));
+        var greedy = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters { Temperature = 0 })).ToMessage());
+        var sampled = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters { Temperature = 1.5 })).ToMessage());
 
         Assert.Equal(1, TensorCodec.DecodeInt32(greedy["top_k"].Raw)[0]);
         Assert.Equal(1f, TensorCodec.DecodeFloat32(greedy["temperature"].Raw)[0]);
@@ -87,11 +87,11 @@ public sealed class TensorRtLlmContractTests
     public void CreateRequest_Guide_IsTheGuidedDecodingInputs()
     {
         const string schema = """{"type":"object"}""";
-        var tensors = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters()) with { Guide = new Gateway.Structured.OutputGuide(Gateway.Structured.GuideKind.JsonSchema, schema) }));
+        var tensors = Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters()) with { Guide = new Gateway.Structured.OutputGuide(Gateway.Structured.GuideKind.JsonSchema, schema) }).ToMessage());
         Assert.Equal("BYTES", tensors["guided_decoding_guide_type"].Type);
         Assert.Equal([1L, 1L], tensors["guided_decoding_guide_type"].Shape);
         Assert.Equal("json_schema", Assert.Single(TensorCodec.DecodeStrings(tensors["guided_decoding_guide_type"].Raw)));
         Assert.Equal(schema, Assert.Single(TensorCodec.DecodeStrings(tensors["guided_decoding_guide"].Raw)));
-        Assert.DoesNotContain("guided_decoding_guide", Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters()))).Keys);
+        Assert.DoesNotContain("guided_decoding_guide", Tensors(new TensorRtLlmContract().CreateRequest(Input(new SamplingParameters())).ToMessage()).Keys);
     }
 }

@@ -1,5 +1,6 @@
 using Gateway.Tests.Functional;
 using Gateway.Triton;
+using Gateway.Triton.Wire;
 using Grpc.Net.Client;
 using Triton.Inference;
 
@@ -23,7 +24,7 @@ public sealed class TritonCallTests
             await call.SendTokensAsync([2], finalFlag: true);
         });
         using var channel = GrpcChannel.ForAddress(triton.Address);
-                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
+                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new TritonRequest("m", "", "r"), null, time, Idle, CancellationToken.None);
 
         Assert.NotNull(await call.ReadAsync(null).AsTask().WaitAsync(Wait));
         // The reader is away far longer than the idle timeout (writing to a slow client)...
@@ -44,7 +45,7 @@ public sealed class TritonCallTests
             await call.Aborted.WaitHandle.WaitOneAsync(Wait);
         });
         using var channel = GrpcChannel.ForAddress(triton.Address);
-                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new ModelInferRequest { ModelName = "m", Id = "r" }, null, time, Idle, CancellationToken.None);
+                await using var call = await TritonCall.StartAsync(channel.CreateCallInvoker(), new TritonRequest("m", "", "r"), null, time, Idle, CancellationToken.None);
         Assert.NotNull(await call.ReadAsync(null).AsTask().WaitAsync(Wait));
 
         var reading = call.ReadAsync(Idle).AsTask();

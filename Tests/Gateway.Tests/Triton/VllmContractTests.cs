@@ -32,7 +32,7 @@ public sealed class VllmContractTests
     [Fact]
     public void CreateRequest_HasTheVllmInputsWithoutBatchDimension()
     {
-        var request = Contract.CreateRequest(Input());
+        var request = Contract.CreateRequest(Input()).ToMessage();
 
         Assert.Equal("tiny", request.ModelName);
         Assert.Equal("1", request.ModelVersion);
@@ -59,7 +59,7 @@ public sealed class VllmContractTests
     [Fact]
     public void CreateRequest_Defaults_SendOnlyMaxTokens()
     {
-        var json = Sampling(Contract.CreateRequest(Input(maxTokens: 12)));
+        var json = Sampling(Contract.CreateRequest(Input(maxTokens: 12)).ToMessage());
 
         Assert.Equal("""{"max_tokens":12}""", json.GetRawText());
     }
@@ -68,7 +68,7 @@ public sealed class VllmContractTests
     public void CreateRequest_Sampling_MapsEveryOpenAiParameterToVllmNames()
     {
         var sampling = new SamplingParameters { Temperature = 0.5, TopP = 0.9, TopK = 40, Seed = -3, PresencePenalty = 0.25, FrequencyPenalty = -1 };
-        var json = Sampling(Contract.CreateRequest(Input(sampling, ["\n\n", "</s>"], maxTokens: 7)));
+        var json = Sampling(Contract.CreateRequest(Input(sampling, ["\n\n", "</s>"], maxTokens: 7)).ToMessage());
 
         Assert.Equal(7, json.GetProperty("max_tokens").GetInt32());
         Assert.Equal(0.5, json.GetProperty("temperature").GetDouble());
@@ -83,7 +83,7 @@ public sealed class VllmContractTests
     [Fact]
     public void CreateRequest_TemperatureZero_IsPassedAsVllmGreedy_TopKZero_IsVllmsOff()
     {
-        var json = Sampling(Contract.CreateRequest(Input(new SamplingParameters { Temperature = 0, TopK = 0 })));
+        var json = Sampling(Contract.CreateRequest(Input(new SamplingParameters { Temperature = 0, TopK = 0 })).ToMessage());
 
         Assert.Equal(0, json.GetProperty("temperature").GetDouble());
         Assert.Equal(-1, json.GetProperty("top_k").GetInt32());
@@ -92,7 +92,7 @@ public sealed class VllmContractTests
     [Fact]
     public void CreateRequest_Priority_IsARequestParameter()
     {
-        Assert.Equal(2, Contract.CreateRequest(Input(priority: 2)).Parameters["priority"].Int64Param);
+        Assert.Equal(2, Contract.CreateRequest(Input(priority: 2)).ToMessage().Parameters["priority"].Int64Param);
     }
 
     private static ModelInferResponse Response(string text, string finish, uint inputTokens, uint outputTokens, bool? final)
@@ -159,7 +159,7 @@ public sealed class VllmContractTests
     public void CreateRequest_Guide_IsTheStructuredOutputsKeyAsAJsonString()
     {
         const string schema = """{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}""";
-        var request = Contract.CreateRequest(Input() with { Guide = new Structured.OutputGuide(Structured.GuideKind.JsonSchema, schema) });
+        var request = Contract.CreateRequest(Input() with { Guide = new Structured.OutputGuide(Structured.GuideKind.JsonSchema, schema) }).ToMessage();
         var value = Sampling(request).GetProperty("structured_outputs");
         // vllm_backend json.loads the value into StructuredOutputsParams: a string, not an object.
         Assert.Equal(JsonValueKind.String, value.ValueKind);
@@ -167,9 +167,9 @@ public sealed class VllmContractTests
         Assert.Equal(schema, parameters.RootElement.GetProperty("json").GetRawText());
         Assert.True(parameters.RootElement.GetProperty("disable_any_whitespace").GetBoolean());
 
-        var any = Contract.CreateRequest(Input() with { Guide = Structured.OutputGuide.AnyJsonObject });
+        var any = Contract.CreateRequest(Input() with { Guide = Structured.OutputGuide.AnyJsonObject }).ToMessage();
         using var anyParameters = JsonDocument.Parse(Sampling(any).GetProperty("structured_outputs").GetString()!);
         Assert.True(anyParameters.RootElement.GetProperty("json_object").GetBoolean());
-        Assert.False(Sampling(Contract.CreateRequest(Input())).TryGetProperty("structured_outputs", out _));
+        Assert.False(Sampling(Contract.CreateRequest(Input()).ToMessage()).TryGetProperty("structured_outputs", out _));
     }
 }
