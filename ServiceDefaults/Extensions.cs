@@ -56,6 +56,10 @@ public static class ServiceDefaultsExtensions
             // No exporter, no traces: spans nobody receives would still be recorded (an Activity, its
             // tags and an async-local switch per request and per outgoing call: about a tenth of the
             // gateway's allocations per request). In-process listeners (tests) still get every span.
+            // ASP.NET Core's hosting also starts an Activity per request whenever its diagnostics logger
+            // is enabled at any level (for log scopes), and the gRPC client then one per Triton call with
+            // its tags: that logger only writes the Information-level "Request starting/finished" lines.
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
             return builder;
         }
         telemetry

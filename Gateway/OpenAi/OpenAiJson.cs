@@ -99,7 +99,7 @@ internal sealed class ChatChoice
     public int Index { get; set; }
     public required AssistantMessage Message { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public object? Logprobs { get; set; }
+    public string? Logprobs => null; // no log probabilities; not `object`, so the source generator writes a fast path
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? FinishReason { get; set; }
 }
@@ -157,7 +157,7 @@ internal sealed class ChunkChoice
     public int Index { get; set; }
     public required ChunkDelta Delta { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public object? Logprobs { get; set; }
+    public string? Logprobs => null; // no log probabilities; not `object`, so the source generator writes a fast path
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? FinishReason { get; set; }
 }
@@ -184,7 +184,7 @@ internal sealed class TextChoice
     public int Index { get; set; }
     public required string Text { get; set; }
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
-    public object? Logprobs { get; set; }
+    public string? Logprobs => null; // no log probabilities; not `object`, so the source generator writes a fast path
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
     public string? FinishReason { get; set; }
 }
