@@ -85,7 +85,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddTritonRouting();
         services.AddHostedService<TritonModelDiscovery>();
         services.AddSingleton<IGenerationService, GenerationService>();
-        services.AddSingleton<OpenAiHandler>();
+        services.AddOpenAiApi();
 
         services.AddGrpc(options => options.EnableDetailedErrors = false)
             .AddServiceOptions<LlmGatewayService>(options => options.Interceptors.Add<DrainInterceptor>());
