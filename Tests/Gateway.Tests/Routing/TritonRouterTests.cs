@@ -310,20 +310,6 @@ public sealed class TritonRouterTests : IDisposable
         Assert.Equal(PriorityClass.Low, router.Classify(9));
     }
 
-    [Theory]
-    [InlineData("high", 1)]
-    [InlineData("LOW", 2)]
-    [InlineData("normal", 0)]
-    [InlineData(" 3 ", 3)]
-    public void PriorityHeader_SetsTheTritonPriority(string header, int expected)
-    {
-        var request = new GenerationRequest { Model = "m", Prompt = "x", Priority = 5 };
-        Assert.Equal(expected, PriorityHeader.Apply(request, header, 2).Priority);
-        Assert.Equal(5, PriorityHeader.Apply(request, null, 2).Priority);
-        var error = Assert.Throws<GatewayException>(() => PriorityHeader.Apply(request, "urgent", 2));
-        Assert.Equal("x-priority", error.Param);
-    }
-
     [Fact]
     public async Task ReplicaLeavesWithALeaseHeld_TakesNoNewRequest_AndItsChannelIsReleasedWhenTheLeaseEnds()
     {

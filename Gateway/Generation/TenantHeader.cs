@@ -1,6 +1,6 @@
-using Gateway.Generation;
+using Gateway.Routing;
 
-namespace Gateway.Routing;
+namespace Gateway.Generation;
 
 /// <summary>
 /// The optional fairness header (<see cref="RoutingOptions.TenantHeader"/>): splits an API key's
