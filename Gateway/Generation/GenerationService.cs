@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Ledger;
 using Gateway.Models;
 using Gateway.Quotas;

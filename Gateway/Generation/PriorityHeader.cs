@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Errors;
 using Gateway.Routing;
 
 namespace Gateway.Generation;

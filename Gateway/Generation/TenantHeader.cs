@@ -1,3 +1,4 @@
+using Gateway.Errors;
 using Gateway.Routing;
 
 namespace Gateway.Generation;

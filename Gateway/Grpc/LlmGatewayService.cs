@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Generation;
 using Gateway.Lifecycle;
 using Gateway.Models;
@@ -124,7 +125,7 @@ internal sealed class LlmGatewayService(
         {
             Final = new Final
             {
-                FinishReason = stream.FinishReason == Generation.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
+                FinishReason = stream.FinishReason == Triton.Contracts.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
                 Usage = new Usage
                 {
                     PromptTokens = (uint)usage.PromptTokens,

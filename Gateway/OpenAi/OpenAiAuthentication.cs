@@ -1,5 +1,5 @@
 using Gateway.Auth;
-using Gateway.Generation;
+using Gateway.Errors;
 
 namespace Gateway.OpenAi;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Gateway.Generation;
+using Gateway.Errors;
 
 namespace Gateway.OpenAi;
 

@@ -1,4 +1,5 @@
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Generation;
 using Gateway.Hosting;
 using Gateway.Lifecycle;

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Gateway.Generation;
 using Gateway.Structured;
 using Gateway.Text;
 

@@ -1,7 +1,9 @@
 using System.Text;
 using System.Text.Json;
+using Gateway.Errors;
 using Gateway.Generation;
 using Gateway.Text;
+using Gateway.Triton.Contracts;
 
 namespace Gateway.OpenAi;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Generation;
+using Gateway.Triton.Contracts;
 
 namespace Gateway.OpenAi;
 

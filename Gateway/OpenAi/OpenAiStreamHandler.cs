@@ -1,5 +1,7 @@
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Generation;
+using Gateway.Triton.Contracts;
 using Microsoft.Extensions.Options;
 using static Gateway.OpenAi.OpenAiShapes;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Generation;
 using static Gateway.OpenAi.OpenAiShapes;
 

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Gateway.Generation;
 using Gateway.Grpc.Tensors;
 using Gateway.Triton.Wire;
 using Google.Protobuf;

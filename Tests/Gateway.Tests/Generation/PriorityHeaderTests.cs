@@ -1,3 +1,4 @@
+using Gateway.Errors;
 using Gateway.Generation;
 
 namespace Gateway.Tests.Generation;

@@ -1,5 +1,5 @@
 using System.Text;
-using Gateway.Generation;
+using Gateway.Errors;
 using Gateway.Routing;
 using Gateway.Triton;
 using Microsoft.Extensions.Logging.Abstractions;
