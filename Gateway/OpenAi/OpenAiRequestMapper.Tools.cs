@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Gateway.Structured;
 using Gateway.Text;
+using static Gateway.Generation.RequestValidation;
 
 namespace Gateway.OpenAi;
 
