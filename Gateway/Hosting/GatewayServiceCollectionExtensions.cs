@@ -81,7 +81,6 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
         services.AddQuotas();
-        services.AddSingleton<TritonChannels>();
         services.AddTritonRouting();
         services.AddHostedService<TritonModelDiscovery>();
         services.AddSingleton<IGenerationService, GenerationService>();
