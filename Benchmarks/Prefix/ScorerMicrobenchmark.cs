@@ -26,8 +26,7 @@ internal static class ScorerMicrobenchmark
     public static async Task<Result> RunAsync(int requests, CancellationToken cancellationToken)
     {
         var tritonOptions = Options.Create(new TritonOptions());
-        using var channels = new TritonChannels(tritonOptions, NullLogger<TritonChannels>.Instance);
-        var set = new TritonReplicaSet(tritonOptions, channels);
+        using var set = new TritonReplicaSet(tritonOptions, NullLogger<TritonReplicaSet>.Instance);
         set.Update([.. Enumerable.Range(0, Replicas).Select(i => (new Uri($"http://10.0.0.{i + 1}:8001"), (Uri?)null))]);
         var options = new RoutingOptions { Scorers = new RoutingScorerOptions { PrefixBlocksPerReplica = BlocksPerReplica } };
         var router = new TritonRouter(set, Options.Create(options), TimeProvider.System, new RoutingRandom(new Random(1)), NullLogger<TritonRouter>.Instance);

@@ -1,5 +1,6 @@
 using Gateway.Structured;
 using Gateway.Text;
+using Gateway.Triton.Contracts;
 
 namespace Gateway.Generation;
 
@@ -39,24 +40,6 @@ public sealed record GenerationRequest
     public ToolCalling? Tools { get; init; }
 
     public bool IsChat => Messages is not null;
-}
-
-/// <summary>Sampling as the client asked; null = the default documented in the contract.</summary>
-public sealed record SamplingParameters
-{
-    public double? Temperature { get; init; }
-    public double? TopP { get; init; }
-    public int? TopK { get; init; }
-    public long? Seed { get; init; }
-    public double? PresencePenalty { get; init; }
-    public double? FrequencyPenalty { get; init; }
-}
-
-/// <summary>Why a generation ended (OpenAI's values).</summary>
-public enum FinishReason
-{
-    Stop,
-    Length,
 }
 
 public readonly record struct TokenUsage(int PromptTokens, int CompletionTokens)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Ledger;
 using Gateway.Models;
 using Gateway.Quotas;
@@ -30,7 +31,6 @@ internal sealed partial class GenerationService(
     IQuotaLimiter quotas,
     ITritonRouter router,
     IOptions<RoutingOptions> routingOptions,
-    TritonChannels channels,
     IOptions<TritonOptions> tritonOptions,
     GatewayTelemetry telemetry,
     IUsageLedger ledger,
@@ -177,7 +177,7 @@ internal sealed partial class GenerationService(
                 {
                     // The lease keeps the replica's channel open even if the replica leaves discovery now.
                     var waitStarted = time.GetTimestamp();
-                    call = await TritonCall.StartAsync(channels.Get(endpoint).CreateCallInvoker(), tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
+                    call = await TritonCall.StartAsync(lease.Replica.Channel.CreateCallInvoker(), tritonRequest, callActivity, time, settings.FirstTokenTimeout, cancellationToken).ConfigureAwait(false);
                     var first = await call.ReadAsync(null).ConfigureAwait(false)
                         ?? throw new TritonCallException(TritonFailure.EndedEarly, "Triton closed the stream before the first response.");
                     var backendWait = time.GetElapsedTime(waitStarted);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Gateway.Errors;
 using Gateway.Ledger;
 using Gateway.Routing;
 using Gateway.Telemetry;
@@ -249,23 +250,23 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             }
             if (_stops.Stopped)
             {
-                FinishReason = Generation.FinishReason.Stop;
+                FinishReason = Triton.Contracts.FinishReason.Stop;
                 _stopMatched = true;
             }
             else if (CompletionTokens >= _context.MaxTokens)
             {
-                FinishReason = Generation.FinishReason.Length;
+                FinishReason = Triton.Contracts.FinishReason.Length;
             }
         }
         if (step.EndOfText && FinishReason is null)
         {
-            FinishReason = Generation.FinishReason.Stop;
+            FinishReason = Triton.Contracts.FinishReason.Stop;
         }
         if (step.IsFinal)
         {
             _final = true;
             // Ended without end id or length: a backend stop word matched.
-            FinishReason ??= CompletionTokens >= _context.MaxTokens ? Generation.FinishReason.Length : Generation.FinishReason.Stop;
+            FinishReason ??= CompletionTokens >= _context.MaxTokens ? Triton.Contracts.FinishReason.Length : Triton.Contracts.FinishReason.Stop;
         }
         if (FinishReason is not null && !_stopMatched)
         {
@@ -295,13 +296,13 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         }
         if (_stops.Stopped)
         {
-            FinishReason = Generation.FinishReason.Stop;
+            FinishReason = Triton.Contracts.FinishReason.Stop;
             _stopMatched = true;
         }
         if (step.IsFinal)
         {
             _final = true;
-            FinishReason ??= step.FinishReason ?? (CompletionTokens >= _context.MaxTokens ? Generation.FinishReason.Length : Generation.FinishReason.Stop);
+            FinishReason ??= step.FinishReason ?? (CompletionTokens >= _context.MaxTokens ? Triton.Contracts.FinishReason.Length : Triton.Contracts.FinishReason.Stop);
         }
         if (FinishReason is not null && !_stopMatched)
         {
@@ -327,7 +328,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         if (_stops.Stopped)
         {
             _stopMatched = true;
-            FinishReason = Generation.FinishReason.Stop;
+            FinishReason = Triton.Contracts.FinishReason.Stop;
         }
         else
         {
@@ -409,7 +410,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         if (_context.Activity is { } activity)
         {
             activity.SetTag("gen_ai.usage.output_tokens", CompletionTokens);
-            activity.SetTag("gen_ai.response.finish_reasons", FinishReason is { } reason ? new[] { reason == Generation.FinishReason.Stop ? "stop" : "length" } : null);
+            activity.SetTag("gen_ai.response.finish_reasons", FinishReason is { } reason ? new[] { reason == Triton.Contracts.FinishReason.Stop ? "stop" : "length" } : null);
             activity.SetTag("gateway.outcome", outcome);
             if (!_completed)
             {

@@ -1,10 +1,10 @@
 using System.Globalization;
 using Gateway.Auth;
+using Gateway.Errors;
 using Gateway.Generation;
 using Gateway.Lifecycle;
 using Gateway.Models;
 using Gateway.Routing;
-using Gateway.Text;
 using Grpc.Core;
 using Llm.Gateway.V1;
 using Microsoft.Extensions.Options;
@@ -25,29 +25,12 @@ internal sealed class LlmGatewayService(
 {
     public override Task StreamChat(ChatRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
     {
-        return RunAsync(() =>
-        {
-            if (request.Messages.Count == 0)
-            {
-                throw Invalid("messages", "messages must contain at least one message.");
-            }
-            var turns = new List<ChatTurn>(request.Messages.Count);
-            for (var i = 0; i < request.Messages.Count; i++)
-            {
-                var message = request.Messages[i];
-                if (message.Role is not ("system" or "developer" or "user" or "assistant"))
-                {
-                    throw Invalid($"messages[{i}].role", $"messages[{i}].role '{message.Role}' is not one of system, developer, user, assistant.");
-                }
-                turns.Add(new ChatTurn(message.Role, message.Content));
-            }
-            return Map(request.Model, request.Sampling, request.Priority) with { Messages = turns };
-        }, chat: true, responseStream, context);
+        return RunAsync(() => GrpcRequestMapper.MapChat(request), chat: true, responseStream, context);
     }
 
     public override Task StreamCompletion(CompletionRequest request, IServerStreamWriter<GenerateEvent> responseStream, ServerCallContext context)
     {
-        return RunAsync(() => Map(request.Model, request.Sampling, request.Priority) with { Prompt = request.Prompt }, chat: false, responseStream, context);
+        return RunAsync(() => GrpcRequestMapper.MapCompletion(request), chat: false, responseStream, context);
     }
 
     public override Task<ListModelsResponse> ListModels(ListModelsRequest request, ServerCallContext context)
@@ -124,7 +107,7 @@ internal sealed class LlmGatewayService(
         {
             Final = new Final
             {
-                FinishReason = stream.FinishReason == Generation.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
+                FinishReason = stream.FinishReason == Triton.Contracts.FinishReason.Length ? Llm.Gateway.V1.FinishReason.Length : Llm.Gateway.V1.FinishReason.Stop,
                 Usage = new Usage
                 {
                     PromptTokens = (uint)usage.PromptTokens,
@@ -138,44 +121,9 @@ internal sealed class LlmGatewayService(
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private static GenerationRequest Map(string model, SamplingOptions? sampling, uint priority)
-    {
-        if (string.IsNullOrWhiteSpace(model))
-        {
-            throw Invalid("model", "model is required.");
-        }
-        sampling ??= new SamplingOptions();
-        if (sampling.Stop.Count > 4 || sampling.Stop.Any(s => s.Length == 0))
-        {
-            throw Invalid("sampling.stop", "sampling.stop takes up to 4 non-empty strings.");
-        }
-        if (sampling.HasMaxTokens && sampling.MaxTokens > int.MaxValue)
-        {
-            throw Invalid("sampling.max_tokens", "sampling.max_tokens is too large.");
-        }
-        var mapped = OpenAi.OpenAiRequestMapper.MapSampling(
-            sampling.HasTemperature ? sampling.Temperature : null,
-            sampling.HasTopP ? sampling.TopP : null,
-            sampling.HasTopK ? (int)Math.Min(sampling.TopK, int.MaxValue) : null,
-            sampling.HasSeed ? unchecked((long)sampling.Seed) : null,
-            sampling.HasPresencePenalty ? sampling.PresencePenalty : null,
-            sampling.HasFrequencyPenalty ? sampling.FrequencyPenalty : null);
-        return new GenerationRequest
-        {
-            Model = model,
-            MaxTokens = sampling.HasMaxTokens && sampling.MaxTokens > 0 ? (int)sampling.MaxTokens : null,
-            MaxTokensParam = "sampling.max_tokens",
-            Sampling = mapped,
-            Stop = [.. sampling.Stop],
-            Priority = (int)Math.Min(priority, int.MaxValue),
-        };
-    }
-
     private Caller Authenticate(ServerCallContext context) =>
         authenticator.Authenticate(context.RequestHeaders.GetValue("authorization"))
         ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "Missing or incorrect API key: send metadata 'authorization: Bearer <key>'."));
-
-    private static GatewayException Invalid(string param, string message) => new(GatewayError.InvalidRequest, message, param, "invalid_value");
 
     internal static RpcException ToRpcException(GatewayException exception)
     {

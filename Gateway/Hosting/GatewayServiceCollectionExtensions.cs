@@ -81,11 +81,10 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<IModelCatalog, ModelCatalog>();
         services.TryAddSingleton<IApiKeyAuthenticator, ApiKeyAuthenticator>();
         services.AddQuotas();
-        services.AddSingleton<TritonChannels>();
         services.AddTritonRouting();
         services.AddHostedService<TritonModelDiscovery>();
         services.AddSingleton<IGenerationService, GenerationService>();
-        services.AddSingleton<OpenAiHandler>();
+        services.AddOpenAiApi();
 
         services.AddGrpc(options => options.EnableDetailedErrors = false)
             .AddServiceOptions<LlmGatewayService>(options => options.Interceptors.Add<DrainInterceptor>());

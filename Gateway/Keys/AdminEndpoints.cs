@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Gateway.Auth;
-using Gateway.Generation;
+using Gateway.Errors;
 using Gateway.Ledger;
 using Gateway.OpenAi;
 using Microsoft.Extensions.Options;

@@ -1,4 +1,4 @@
-using Gateway.Generation;
+using Gateway.Errors;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Lifecycle;

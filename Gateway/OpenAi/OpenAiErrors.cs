@@ -1,5 +1,5 @@
 using System.Globalization;
-using Gateway.Generation;
+using Gateway.Errors;
 
 namespace Gateway.OpenAi;
 

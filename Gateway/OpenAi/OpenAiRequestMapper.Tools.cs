@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Gateway.Generation;
 using Gateway.Structured;
 using Gateway.Text;
+using static Gateway.Generation.RequestValidation;
 
 namespace Gateway.OpenAi;
 

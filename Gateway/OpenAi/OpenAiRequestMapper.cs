@@ -2,13 +2,15 @@ using System.Text;
 using System.Text.Json;
 using Gateway.Generation;
 using Gateway.Text;
+using static Gateway.Generation.RequestValidation;
 
 namespace Gateway.OpenAi;
 
 /// <summary>
 /// Checks an OpenAI request and turns it into a <see cref="GenerationRequest"/>. Every refusal is
 /// a 400 that names the parameter; options the gateway cannot honour (n &gt; 1, tools, logprobs,
-/// …) are refused with a message that says so instead of being silently ignored.
+/// …) are refused with a message that says so instead of being silently ignored. The checks the
+/// gRPC face makes too (sampling ranges, the errors' shape) are <see cref="RequestValidation"/>'s.
 /// </summary>
 internal static partial class OpenAiRequestMapper
 {
@@ -188,27 +190,6 @@ internal static partial class OpenAiRequestMapper
         }
     }
 
-    public static SamplingParameters MapSampling(double? temperature, double? topP, int? topK, long? seed, double? presence, double? frequency)
-    {
-        CheckRange(temperature, "temperature", 0, 2);
-        CheckRange(topP, "top_p", 0, 1);
-        CheckRange(presence, "presence_penalty", -2, 2);
-        CheckRange(frequency, "frequency_penalty", -2, 2);
-        if (topK is < 0)
-        {
-            throw Invalid("top_k", $"Invalid 'top_k': {topK}. Expected a value >= 0 (0 = off).");
-        }
-        return new SamplingParameters
-        {
-            Temperature = temperature,
-            TopP = topP,
-            TopK = topK,
-            Seed = seed,
-            PresencePenalty = presence,
-            FrequencyPenalty = frequency,
-        };
-    }
-
     private static string FlattenContent(JsonElement? content, string role, string param)
     {
         switch (content)
@@ -284,14 +265,6 @@ internal static partial class OpenAiRequestMapper
         }
     }
 
-    private static void CheckRange(double? value, string param, double min, double max)
-    {
-        if (value is { } v && (double.IsNaN(v) || v < min || v > max))
-        {
-            throw Invalid(param, $"Invalid '{param}': {v}. Expected a value between {min} and {max}.");
-        }
-    }
-
     private static void RejectIfPresent(JsonElement? value, string param, string message)
     {
         if (value is { } element && element.ValueKind switch
@@ -305,10 +278,4 @@ internal static partial class OpenAiRequestMapper
             throw Unsupported(param, message);
         }
     }
-
-    private static GatewayException Invalid(string param, string message, string code = "invalid_value") =>
-        new(GatewayError.InvalidRequest, message, param, code);
-
-    private static GatewayException Unsupported(string param, string message) =>
-        new(GatewayError.Unsupported, message, param, "unsupported_parameter");
 }

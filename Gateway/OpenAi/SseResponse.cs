@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Serialization.Metadata;
-using Gateway.Generation;
+using Gateway.Errors;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.OpenAi;

@@ -1,6 +1,7 @@
 using System.Text;
 using Gateway.Generation;
 using Gateway.Structured;
+using Gateway.Triton.Contracts;
 
 namespace Gateway.OpenAi;
 

@@ -1,3 +1,5 @@
+using Grpc.Net.Client;
+
 namespace Gateway.Routing;
 
 /// <summary>Triton's own load signals for one replica, as of one scrape.</summary>
@@ -9,17 +11,20 @@ namespace Gateway.Routing;
 internal sealed record ReplicaLoad(long Timestamp, double Pending, double AverageQueueUs, double BatchUtilization, double KvUtilization);
 
 /// <summary>
-/// One Triton replica as the router sees it: its addresses, health (ejected or not), the gateway's
-/// own in-flight requests and tokens on it (exact, updated as requests start, stream and end), and
-/// the last load scraped from its metrics port. Counters are updated lock-free.
+/// One Triton replica as the router sees it: its addresses and its own gRPC channel, health
+/// (ejected or not), the gateway's own in-flight requests and tokens on it (exact, updated as
+/// requests start, stream and end), and the last load scraped from its metrics port. Counters are
+/// updated lock-free.
 /// </summary>
 /// <remarks>
 /// Membership and in-flight requests share one word, so a request can never be leased on a replica
 /// whose last request has already ended after it left discovery: that state (removed, none in
 /// flight) is final, and whoever reaches it (<see cref="MarkRemoved"/> or the last
-/// <see cref="RemoveRequest"/>) releases the replica's channel, exactly once.
+/// <see cref="RemoveRequest"/>) releases the replica's channel, exactly once. The channel is built
+/// with the replica (see <see cref="Gateway.Triton.TritonChannel"/>), so an address that comes back
+/// after that gets a new replica with a new channel: no two replicas ever share one.
 /// </remarks>
-internal sealed class TritonReplica(Uri grpc, Uri? metrics)
+internal sealed class TritonReplica(Uri grpc, Uri? metrics, GrpcChannel channel)
 {
     private const int RemovedFlag = 1 << 30;
 
@@ -38,6 +43,28 @@ internal sealed class TritonReplica(Uri grpc, Uri? metrics)
     public Uri Grpc { get; } = grpc;
 
     public Uri? Metrics { get; } = metrics;
+
+    /// <summary>
+    /// The replica's gRPC channel, for requests it holds a lease for and for probes while it is in
+    /// discovery (see <see cref="TritonReplicaSet.TryGetChannel"/>); disposed once its state is final.
+    /// </summary>
+    public GrpcChannel Channel { get; } = channel;
+
+    private int _channelReleased;
+
+    /// <summary>Whether <see cref="Channel"/> has been disposed (the replica left discovery and its last request ended).</summary>
+    public bool IsChannelReleased => Volatile.Read(ref _channelReleased) != 0;
+
+    /// <summary>Disposes <see cref="Channel"/> (its connections close); true the first time only.</summary>
+    internal bool ReleaseChannel()
+    {
+        if (Interlocked.Exchange(ref _channelReleased, 1) != 0)
+        {
+            return false;
+        }
+        Channel.Dispose();
+        return true;
+    }
 
     /// <summary>Requests of this gateway running on the replica (from routing until the stream ends).</summary>
     public int InFlight => Volatile.Read(ref _state) & ~RemovedFlag;

@@ -1,4 +1,4 @@
-using Gateway.Generation;
+using Gateway.Errors;
 using Gateway.Telemetry;
 using Gateway.Triton;
 using Microsoft.Extensions.Options;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Gateway.Generation;
+using Gateway.Errors;
 
 namespace Gateway.Structured;
 

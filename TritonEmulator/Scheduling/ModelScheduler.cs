@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace TritonEmulator.Scheduling;
 
 /// <summary>
-/// The engine loop of one model: a priority queue with Triton's queue policies in front of a batch
+/// The engine loop of one model: a priority queue (<see cref="PriorityRequestQueue{T}"/>) with Triton's queue policies in front of a batch
 /// that runs either statically (FasterTransformer: until its longest sequence ends) or in flight
 /// (sequences join and leave at every step). All waits go through the injected <see cref="TimeProvider"/>.
 /// A model that batches its own forward pass (<see cref="IBatchedExecution"/>) runs it once per step,
@@ -17,7 +17,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private readonly ISchedulerObserver _observer;
     private readonly ILogger _logger;
     private readonly object _gate = new();
-    private readonly LinkedList<Entry>[] _queues;
+    private readonly PriorityRequestQueue<Entry> _queue;
     private readonly List<Entry> _active = [];
     private readonly IBatchedExecution? _batched;
     private readonly List<IScheduledWork> _stepWorks = [];
@@ -38,11 +38,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         _time = time;
         _observer = observer;
         _logger = logger;
-        _queues = new LinkedList<Entry>[settings.PriorityLevels];
-        for (var i = 0; i < _queues.Length; i++)
-        {
-            _queues[i] = new LinkedList<Entry>();
-        }
+        _queue = new PriorityRequestQueue<Entry>(settings.PriorityLevels);
     }
 
     public SchedulerSettings Settings => _settings;
@@ -56,7 +52,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         {
             lock (_gate)
             {
-                return CountQueued();
+                return _queue.Count;
             }
         }
     }
@@ -124,19 +120,18 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
         {
             entry.Published = true;
             early = entry.EarlyError;
-            var queue = _queues[level - 1];
             if (_closed is not null || _stopping.IsCancellationRequested)
             {
                 rejected = new InferenceException(InferenceErrorCode.Unavailable, _closed ?? StoppingMessage, FailureReason.Rejected);
             }
-            else if (early is null && policy.MaxQueueSize > 0 && queue.Count >= policy.MaxQueueSize)
+            else if (early is null && policy.MaxQueueSize > 0 && _queue.CountAt(level) >= policy.MaxQueueSize)
             {
                 rejected = new InferenceException(InferenceErrorCode.Unavailable, "Exceeds maximum queue size", FailureReason.Rejected);
             }
             else if (early is null)
             {
-                entry.Node = queue.AddLast(entry);
-                _observer.QueueChanged(CountQueued());
+                entry.Node = _queue.Enqueue(entry, level);
+                _observer.QueueChanged(_queue.Count);
             }
         }
         if (rejected is not null)
@@ -212,13 +207,12 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     {
         lock (_gate)
         {
-            if (entry.Node?.List is not { } list)
+            if (!_queue.Remove(entry.Node))
             {
                 return false;
             }
-            list.Remove(entry.Node);
             entry.Node = null;
-            _observer.QueueChanged(CountQueued());
+            _observer.QueueChanged(_queue.Count);
             return true;
         }
     }
@@ -279,7 +273,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
             else
             {
                 var target = _settings.PreferredBatchSizes.Count > 0 ? _settings.PreferredBatchSizes.Max() : _settings.MaxBatchSize;
-                var waited = _time.GetElapsedTime(OldestQueued()!.EnqueuedAt);
+                var waited = _time.GetElapsedTime(_queue.MinHead(static e => e.EnqueuedAt)!.EnqueuedAt);
                 if (queuedRows < Math.Min(target, _settings.MaxBatchSize) && waited < _settings.MaxQueueDelay)
                 {
                     admitted = [];
@@ -366,25 +360,21 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
     private List<Entry> AdmitLocked(int freeRows, long freeKv)
     {
         var admitted = new List<Entry>();
-        foreach (var queue in _queues)
+        // Keep FIFO order within a level: a request that does not fit blocks the ones behind it.
+        _queue.DequeueWhile(entry =>
         {
-            var node = queue.First;
-            while (node is not null && freeRows > 0)
+            var work = entry.Work;
+            if (freeRows <= 0 || work.BatchSize > freeRows || work.KvTokens > freeKv)
             {
-                var next = node.Next;
-                var work = node.Value.Work;
-                if (work.BatchSize > freeRows || work.KvTokens > freeKv)
-                {
-                    // Keep FIFO order within a level: a request that does not fit blocks the ones behind it.
-                    return Admitted(admitted);
-                }
-                freeRows -= work.BatchSize;
-                freeKv -= work.KvTokens;
-                queue.Remove(node);
-                node.Value.Node = null;
-                admitted.Add(node.Value);
-                node = next;
+                return false;
             }
+            freeRows -= work.BatchSize;
+            freeKv -= work.KvTokens;
+            return true;
+        }, admitted);
+        foreach (var entry in admitted)
+        {
+            entry.Node = null;
         }
         return Admitted(admitted);
     }
@@ -404,7 +394,7 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
             _active.Add(entry);
             Interlocked.Add(ref _kvInUse, entry.Work.KvTokens);
         }
-        _observer.QueueChanged(CountQueued());
+        _observer.QueueChanged(_queue.Count);
         _observer.KvTokensChanged(Interlocked.Read(ref _kvInUse), ActiveRows());
         return admitted;
     }
@@ -548,14 +538,11 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
             // here) or sees _closed and is refused.
             _closed ??= message;
             all = [.. _active];
-            foreach (var queue in _queues)
+            var queued = all.Count;
+            _queue.DrainTo(all);
+            for (var i = queued; i < all.Count; i++)
             {
-                foreach (var entry in queue)
-                {
-                    entry.Node = null;
-                    all.Add(entry);
-                }
-                queue.Clear();
+                all[i].Node = null;
             }
             _active.Clear();
         }
@@ -642,40 +629,14 @@ internal sealed partial class ModelScheduler : IAsyncDisposable
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private int CountQueued()
-    {
-        var count = 0;
-        foreach (var queue in _queues)
-        {
-            count += queue.Count;
-        }
-        return count;
-    }
-
     private int QueuedRows()
     {
         var rows = 0;
-        foreach (var queue in _queues)
+        foreach (var entry in _queue)
         {
-            foreach (var entry in queue)
-            {
-                rows += entry.Work.BatchSize;
-            }
+            rows += entry.Work.BatchSize;
         }
         return rows;
-    }
-
-    private Entry? OldestQueued()
-    {
-        Entry? oldest = null;
-        foreach (var queue in _queues)
-        {
-            if (queue.First is { } first && (oldest is null || first.Value.EnqueuedAt < oldest.EnqueuedAt))
-            {
-                oldest = first.Value;
-            }
-        }
-        return oldest;
     }
 
     private int ActiveRows()

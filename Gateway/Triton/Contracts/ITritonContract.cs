@@ -1,4 +1,3 @@
-using Gateway.Generation;
 using Gateway.Triton.Wire;
 using Triton.Inference;
 

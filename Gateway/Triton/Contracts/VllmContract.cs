@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Gateway.Generation;
 using Gateway.Triton.Wire;
 
 namespace Gateway.Triton.Contracts;

@@ -1,6 +1,7 @@
 using System.Text.Json;
-using Gateway.Generation;
+using Gateway.Errors;
 using Gateway.OpenAi;
+using Gateway.Triton.Contracts;
 
 namespace Gateway.Tests.OpenAi;
 

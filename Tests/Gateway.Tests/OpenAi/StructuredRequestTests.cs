@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Gateway.Errors;
 using Gateway.Generation;
 using Gateway.OpenAi;
 using Gateway.Structured;

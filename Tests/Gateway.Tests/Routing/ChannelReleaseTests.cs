@@ -28,8 +28,6 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
 
     private TritonReplicaSet Set => _gateway.App.Services.GetRequiredService<TritonReplicaSet>();
 
-    private TritonChannels Channels => _gateway.App.Services.GetRequiredService<TritonChannels>();
-
     private ReplicaMonitor Monitor => _gateway.App.Services.GetRequiredService<ReplicaMonitor>();
 
     public async Task InitializeAsync()
@@ -74,14 +72,14 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
             Assert.True(replica.IsRemoved);
             Assert.DoesNotContain(replica, Set.Replicas); // no new request goes there
             Assert.Equal(1, replica.InFlight);
-            Assert.True(Channels.Contains(endpoint)); // the running stream keeps it
+            Assert.False(replica.IsChannelReleased); // the running stream keeps it
             Assert.False(released.IsCompleted);
 
             _heldStreamsFinish.SetResult();
             Assert.Equal(" b", await FinishAsync(reader));
         }
         await released.WaitAsync(Wait);
-        Assert.False(Channels.Contains(endpoint));
+        Assert.True(replica.IsChannelReleased);
         Assert.Equal(0, replica.InFlight);
         var call = Assert.Single(_triton.Calls);
         await call.CompletedCleanly.WaitAsync(Wait); // Triton saw the request half-closed, not reset
@@ -95,14 +93,14 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         var replica = Assert.Single(Set.Replicas);
         Assert.Equal(" a b", await CompleteAsync());
         await IdleAsync(replica); // the unary response can reach the client before its lease ends
-        Assert.True(Channels.Contains(replica.Grpc));
+        Assert.False(replica.IsChannelReleased);
         var released = ReleasedAsync(replica.Grpc);
 
         await ResolveToAsync(Elsewhere);
 
         Assert.True(replica.IsRemoved);
         Assert.True(released.IsCompleted);
-        Assert.False(Channels.Contains(replica.Grpc));
+        Assert.True(replica.IsChannelReleased);
     }
 
     [Fact]
@@ -115,7 +113,7 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         var released = ReleasedAsync(endpoint);
         await ResolveToAsync(Elsewhere);
         await released.WaitAsync(Wait);
-        Assert.False(Channels.Contains(endpoint));
+        Assert.True(before.IsChannelReleased);
 
         await ResolveToAsync(IPAddress.Loopback);
 
@@ -124,7 +122,8 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         Assert.NotSame(before, after);
         Assert.False(after.IsRemoved);
         Assert.False(after.IsEjected); // the probe went through the new channel
-        Assert.True(Channels.Contains(endpoint));
+        Assert.NotSame(before.Channel, after.Channel);
+        Assert.False(after.IsChannelReleased);
         Assert.Equal(" a b", await CompleteAsync());
         Assert.Equal(2, _triton.Calls.Count);
     }
@@ -155,7 +154,7 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         // released the channel, that would have happened by now.
         Assert.Equal(0, replica.InFlight);
         Assert.False(released.IsCompleted);
-        Assert.True(Channels.Contains(endpoint));
+        Assert.False(replica.IsChannelReleased);
         Assert.Equal(" a b", await CompleteAsync());
         Assert.Equal(2, _triton.Calls.Count);
     }
@@ -178,13 +177,13 @@ public sealed class ChannelReleaseTests : IAsyncLifetime
         }
     }
 
-    /// <summary>Completes when the channel of <paramref name="endpoint"/> is released.</summary>
+    /// <summary>Completes when the channel of a replica of <paramref name="endpoint"/> is released.</summary>
     private Task ReleasedAsync(Uri endpoint)
     {
         var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Channels.Released += uri =>
+        Set.ChannelReleased += replica =>
         {
-            if (uri == endpoint)
+            if (replica.Grpc == endpoint)
             {
                 released.TrySetResult();
             }

@@ -12,16 +12,19 @@ namespace Gateway.Tests.Routing;
 /// </summary>
 internal sealed class FakeFleet : IDisposable
 {
-    private readonly TritonChannels _channels = new(Options.Create(new TritonOptions()), NullLogger<TritonChannels>.Instance);
-
-    public FakeFleet() => Set = new(Options.Create(new TritonOptions()), _channels);
-
-    /// <summary>The replicas' channels (built lazily, never connected here).</summary>
-    public TritonChannels Channels => _channels;
+    public FakeFleet() => Set = new(Options.Create(new TritonOptions()), NullLogger<TritonReplicaSet>.Instance);
 
     public FakeTimeProvider Time { get; } = new();
 
+    /// <summary>The fleet's replicas, each with its own channel (built, never connected here).</summary>
     public TritonReplicaSet Set { get; }
+
+    /// <summary>A replica outside any set, on a channel that is never connected.</summary>
+    public static TritonReplica Detached(string grpc)
+    {
+        var address = new Uri(grpc);
+        return new TritonReplica(address, null, TritonChannel.Create(address, new TritonOptions()));
+    }
 
     /// <summary>Sets the fleet to <paramref name="replicas"/> replicas and returns a router over it.</summary>
     public TritonRouter Router(int replicas, RoutingOptions options, int seed)
@@ -39,5 +42,5 @@ internal sealed class FakeFleet : IDisposable
     public TritonRouter Router(RoutingOptions options, int seed) =>
         new(Set, Options.Create(options), Time, new RoutingRandom(new Random(seed)), NullLogger<TritonRouter>.Instance);
 
-    public void Dispose() => _channels.Dispose();
+    public void Dispose() => Set.Dispose();
 }

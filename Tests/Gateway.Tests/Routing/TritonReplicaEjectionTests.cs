@@ -25,7 +25,7 @@ public sealed class TritonReplicaEjectionTests
     {
         var time = new InterleavingTimeProvider();
         var minEjection = TimeSpan.FromSeconds(2);
-        var replica = new TritonReplica(new Uri("http://10.0.0.1:8001"), null);
+        var replica = FakeFleet.Detached("http://10.0.0.1:8001");
         Assert.True(replica.Eject(time.GetTimestamp(), "connection refused"));
         time.Advance(minEjection);
 
@@ -45,7 +45,7 @@ public sealed class TritonReplicaEjectionTests
     public void ProbeSuccessBeforeMinEjection_KeepsTheReplicaOut_AndEjectingTwiceReportsOnce()
     {
         var time = new InterleavingTimeProvider();
-        var replica = new TritonReplica(new Uri("http://10.0.0.1:8001"), null);
+        var replica = FakeFleet.Detached("http://10.0.0.1:8001");
         Assert.True(replica.Eject(time.GetTimestamp(), "a"));
         Assert.False(replica.Eject(time.GetTimestamp(), "b"));
         time.Advance(TimeSpan.FromSeconds(1));

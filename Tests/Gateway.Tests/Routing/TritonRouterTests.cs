@@ -1,5 +1,5 @@
 using System.Text;
-using Gateway.Generation;
+using Gateway.Errors;
 using Gateway.Routing;
 using Gateway.Triton;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -310,48 +310,50 @@ public sealed class TritonRouterTests : IDisposable
         Assert.Equal(PriorityClass.Low, router.Classify(9));
     }
 
-    [Theory]
-    [InlineData("high", 1)]
-    [InlineData("LOW", 2)]
-    [InlineData("normal", 0)]
-    [InlineData(" 3 ", 3)]
-    public void PriorityHeader_SetsTheTritonPriority(string header, int expected)
-    {
-        var request = new GenerationRequest { Model = "m", Prompt = "x", Priority = 5 };
-        Assert.Equal(expected, PriorityHeader.Apply(request, header, 2).Priority);
-        Assert.Equal(5, PriorityHeader.Apply(request, null, 2).Priority);
-        var error = Assert.Throws<GatewayException>(() => PriorityHeader.Apply(request, "urgent", 2));
-        Assert.Equal("x-priority", error.Param);
-    }
-
     [Fact]
     public async Task ReplicaLeavesWithALeaseHeld_TakesNoNewRequest_AndItsChannelIsReleasedWhenTheLeaseEnds()
     {
         var router = CreateRouter(2);
         var leaving = Replica(0);
         var staying = Replica(1);
-        _fleet.Channels.Get(leaving.Grpc); // built, not connected
         var held = await router.AcquireAsync(Normal, [staying], default);
         Assert.Same(leaving, held.Replica);
 
         _fleet.Set.Update([(staying.Grpc, staying.Metrics)]);
 
         Assert.True(leaving.IsRemoved);
-        Assert.True(_fleet.Channels.Contains(leaving.Grpc));
+        Assert.False(leaving.IsChannelReleased); // its lease still runs on it
         using (var next = await router.AcquireAsync(Normal, [staying], default))
         {
             Assert.Same(staying, next.Replica); // even when the other one was tried already
         }
         held.Dispose();
-        Assert.False(_fleet.Channels.Contains(leaving.Grpc));
+        Assert.True(leaving.IsChannelReleased);
         Assert.Equal(0, leaving.InFlight);
         Assert.Equal(0, leaving.InFlightTokens);
     }
 
     [Fact]
+    public async Task ReplicaSetDisposed_ReleasesTheChannelOfEveryReplica_IncludingOneStillDraining()
+    {
+        var router = CreateRouter(2);
+        var draining = Replica(0);
+        var current = Replica(1);
+        using var held = await router.AcquireAsync(Normal, [current], default);
+        Assert.Same(draining, held.Replica);
+        _fleet.Set.Update([(current.Grpc, current.Metrics)]);
+        Assert.False(draining.IsChannelReleased);
+
+        _fleet.Set.Dispose();
+
+        Assert.True(draining.IsChannelReleased);
+        Assert.True(current.IsChannelReleased);
+    }
+
+    [Fact]
     public void RemovedReplica_RefusesNewRequests_AndOnlyItsLastRequestReportsTheDrain()
     {
-        var replica = new TritonReplica(new Uri("http://10.0.0.9:8001"), null);
+        var replica = FakeFleet.Detached("http://10.0.0.9:8001");
         Assert.True(replica.TryAddRequest(10, 1));
         Assert.True(replica.TryAddRequest(10, 2));
 
@@ -363,11 +365,11 @@ public sealed class TritonRouterTests : IDisposable
         Assert.False(replica.TryRestore()); // final: its address needs a new replica
         Assert.Equal((0, 0L), (replica.InFlight, replica.InFlightTokens));
 
-        var idle = new TritonReplica(new Uri("http://10.0.0.10:8001"), null);
+        var idle = FakeFleet.Detached("http://10.0.0.10:8001");
         Assert.True(idle.MarkRemoved());
         Assert.False(idle.MarkRemoved()); // reported once
 
-        var busy = new TritonReplica(new Uri("http://10.0.0.11:8001"), null);
+        var busy = FakeFleet.Detached("http://10.0.0.11:8001");
         Assert.True(busy.TryAddRequest(10, 4));
         Assert.False(busy.MarkRemoved());
         Assert.True(busy.TryRestore());

@@ -1,4 +1,3 @@
-using Gateway.Generation;
 using Gateway.Grpc.Tensors;
 using Gateway.Triton.Contracts;
 using Triton.Inference;

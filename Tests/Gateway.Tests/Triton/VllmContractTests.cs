@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Gateway.Generation;
 using Gateway.Grpc.Tensors;
 using Gateway.Triton.Contracts;
 using Google.Protobuf;

@@ -1,6 +1,7 @@
-using Gateway.Generation;
+using Gateway.Errors;
+using Gateway.Routing;
 
-namespace Gateway.Routing;
+namespace Gateway.Generation;
 
 /// <summary>
 /// The optional fairness header (<see cref="RoutingOptions.TenantHeader"/>): splits an API key's

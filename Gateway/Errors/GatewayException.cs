@@ -1,4 +1,4 @@
-namespace Gateway.Generation;
+namespace Gateway.Errors;
 
 /// <summary>What went wrong, independent of the face that reports it.</summary>
 public enum GatewayError

@@ -1,7 +1,8 @@
 using System.Globalization;
-using Gateway.Generation;
+using Gateway.Errors;
+using Gateway.Routing;
 
-namespace Gateway.Routing;
+namespace Gateway.Generation;
 
 /// <summary>
 /// The <c>x-priority</c> request header (REST) or metadata entry (gRPC): <c>high</c> (Triton
