@@ -34,7 +34,7 @@ internal sealed class OpenAiStreamHandler(
                 await sse.FailAsync(ex).ConfigureAwait(false);
                 return;
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested || ex is ClientDisconnectedException)
             {
                 if (interruptions.ShutdownCause(context) is { } shutdown)
                 {
@@ -70,7 +70,7 @@ internal sealed class OpenAiStreamHandler(
                     // SDKs raise it. The response then ends normally: an abort would make TCP drop it.
                     await sse.FailAsync(ex).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested || ex is ClientDisconnectedException)
                 {
                     if (interruptions.ShutdownCause(context) is { } shutdown)
                     {

@@ -1,10 +1,14 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Serialization.Metadata;
 using Gateway.Errors;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Gateway.OpenAi;
+
+/// <summary>The client's side of a stream is gone (a flush found its connection closed).</summary>
+internal sealed class ClientDisconnectedException() : OperationCanceledException("The client closed the connection.");
 
 /// <summary>
 /// One SSE response: the headers, every event through <see cref="SseWriter"/> under one gate, and
@@ -61,7 +65,7 @@ internal sealed class SseResponse : IAsyncDisposable
         await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _writer.WriteAsync(value, typeInfo, cancellationToken).ConfigureAwait(false);
+            EnsureOpen(await _writer.WriteAsync(value, typeInfo, cancellationToken).ConfigureAwait(false));
         }
         finally
         {
@@ -76,7 +80,7 @@ internal sealed class SseResponse : IAsyncDisposable
         await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _writer.WriteDeltaAsync(frame, text.Span, cancellationToken).ConfigureAwait(false);
+            EnsureOpen(await _writer.WriteDeltaAsync(frame, text.Span, cancellationToken).ConfigureAwait(false));
         }
         finally
         {
@@ -95,7 +99,7 @@ internal sealed class SseResponse : IAsyncDisposable
         try
         {
             _closed = true;
-            await _writer.WriteDoneAsync(cancellationToken).ConfigureAwait(false);
+            EnsureOpen(await _writer.WriteDoneAsync(cancellationToken).ConfigureAwait(false));
         }
         finally
         {
@@ -141,6 +145,18 @@ internal sealed class SseResponse : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// A flush the server answered as completed (the client's connection is gone) or cancelled ends the
+    /// stream now, before the request's abort signal arrives: the generation stops at the disconnect.
+    /// </summary>
+    private static void EnsureOpen(FlushResult result)
+    {
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            throw new ClientDisconnectedException();
         }
     }
 
