@@ -13,6 +13,16 @@ public sealed class GatewayClientOptions
     /// <summary>The service-discovery key Aspire sets for the gateway's <c>grpc</c> endpoint.</summary>
     public const string DiscoveryKey = "services:gateway:grpc:0";
 
+    /// <summary>The service-discovery key Aspire sets for the gateway's <c>http</c> (REST) endpoint.</summary>
+    public const string RestDiscoveryKey = "services:gateway:http:0";
+
+    /// <summary>
+    /// The gateway's REST (OpenAI-compatible) address, e.g. <c>http://localhost:5080</c>: requests with a
+    /// response format or tools go there, because the gRPC face carries neither. Optional; without
+    /// it such requests fail with a message that names this key.
+    /// </summary>
+    public string RestAddress { get; set; } = "";
+
     /// <summary>The gateway's gRPC (h2c or TLS) address, e.g. <c>http://localhost:5081</c>.</summary>
     public string Address { get; set; } = "";
 
