@@ -40,6 +40,11 @@ internal sealed class GatewayClientOptionsValidator : IValidateOptions<GatewayCl
         {
             failures.Add($"{GatewayClientOptions.SectionName}:Address must be an absolute http(s) URL of the gateway's gRPC endpoint (or set {GatewayClientOptions.DiscoveryKey}); got '{options.Address}'.");
         }
+        if (!string.IsNullOrWhiteSpace(options.RestAddress)
+            && (!Uri.TryCreate(options.RestAddress, UriKind.Absolute, out var rest) || (rest.Scheme != Uri.UriSchemeHttp && rest.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add($"{GatewayClientOptions.SectionName}:RestAddress must be an absolute http(s) URL of the gateway's REST endpoint (or set {GatewayClientOptions.RestDiscoveryKey}); got '{options.RestAddress}'.");
+        }
         if (string.IsNullOrWhiteSpace(options.ApiKey))
         {
             failures.Add($"{GatewayClientOptions.SectionName}:ApiKey is required (the web app's gateway API key; AppHost parameter 'web-api-key').");
