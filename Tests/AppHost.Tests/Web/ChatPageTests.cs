@@ -189,6 +189,8 @@ public sealed class ChatPageTests(WebAppFixture fixture)
         await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
         await Expect(answer.Locator("details.json-view .json-key")).ToHaveTextAsync(["\"city\"", "\"unit\""]);
         await Expect(answer.Locator(".json-string").Last).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^\"(celsius|fahrenheit)\"$"));
+        Directory.CreateDirectory(ScreenshotFolder);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "chat-json-answer-1280x800.png") });
 
         await page.ReloadAsync();
         await Expect(Transcript(page).Locator("li[aria-label='Assistant'] .json-key")).ToHaveTextAsync(["\"city\"", "\"unit\""]);
