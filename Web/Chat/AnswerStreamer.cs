@@ -33,6 +33,13 @@ public sealed class AnswerStreamer(IChatBackend backend, TimeProvider time)
                         completionTokens += delta.TokenCount;
                         answer.Append(delta.Text);
                         break;
+                    case AnswerToolCallDelta call:
+                        if (firstToken == 0)
+                        {
+                            firstToken = time.GetTimestamp();
+                        }
+                        answer.AppendToolCall(call.Index, call.Id, call.Name, call.Arguments);
+                        break;
                     case AnswerFinal end:
                         final = end;
                         break;

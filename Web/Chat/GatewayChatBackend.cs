@@ -16,9 +16,11 @@ internal sealed class GatewayChatBackend : IChatBackend, IDisposable
     private readonly GrpcChannel _channel;
     private readonly LlmGateway.LlmGatewayClient _client;
     private readonly Metadata _headers;
+    private readonly GatewayRestChat _rest;
 
-    public GatewayChatBackend(IOptions<GatewayClientOptions> options, ILoggerFactory loggerFactory)
+    public GatewayChatBackend(IOptions<GatewayClientOptions> options, GatewayRestChat rest, ILoggerFactory loggerFactory)
     {
+        _rest = rest;
         _channel = GrpcChannel.ForAddress(options.Value.Address, new GrpcChannelOptions
         {
             HttpHandler = new SocketsHttpHandler
@@ -52,7 +54,16 @@ internal sealed class GatewayChatBackend : IChatBackend, IDisposable
         }
     }
 
-    public async IAsyncEnumerable<AnswerEvent> StreamChatAsync(ChatPrompt prompt, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// Plain chats stream over gRPC; a response format or tools go through the REST face
+    /// (<see cref="GatewayRestChat"/>), because <c>llm.gateway.v1</c> carries neither.
+    /// </summary>
+    public IAsyncEnumerable<AnswerEvent> StreamChatAsync(ChatPrompt prompt, CancellationToken cancellationToken) =>
+        prompt.Structured is { IsPlain: false }
+            ? _rest.StreamChatAsync(prompt, cancellationToken)
+            : StreamGrpcAsync(prompt, cancellationToken);
+
+    private async IAsyncEnumerable<AnswerEvent> StreamGrpcAsync(ChatPrompt prompt, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var request = new ChatRequest { Model = prompt.Model, Sampling = new SamplingOptions() };
         foreach (var message in prompt.Messages)

@@ -13,6 +13,16 @@ public sealed class GatewayClientOptions
     /// <summary>The service-discovery key Aspire sets for the gateway's <c>grpc</c> endpoint.</summary>
     public const string DiscoveryKey = "services:gateway:grpc:0";
 
+    /// <summary>The service-discovery key Aspire sets for the gateway's <c>http</c> (REST) endpoint.</summary>
+    public const string RestDiscoveryKey = "services:gateway:http:0";
+
+    /// <summary>
+    /// The gateway's REST (OpenAI-compatible) address, e.g. <c>http://localhost:5080</c>: requests with a
+    /// response format or tools go there, because the gRPC face carries neither. Optional; without
+    /// it such requests fail with a message that names this key.
+    /// </summary>
+    public string RestAddress { get; set; } = "";
+
     /// <summary>The gateway's gRPC (h2c or TLS) address, e.g. <c>http://localhost:5081</c>.</summary>
     public string Address { get; set; } = "";
 
@@ -29,6 +39,11 @@ internal sealed class GatewayClientOptionsValidator : IValidateOptions<GatewayCl
             || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
         {
             failures.Add($"{GatewayClientOptions.SectionName}:Address must be an absolute http(s) URL of the gateway's gRPC endpoint (or set {GatewayClientOptions.DiscoveryKey}); got '{options.Address}'.");
+        }
+        if (!string.IsNullOrWhiteSpace(options.RestAddress)
+            && (!Uri.TryCreate(options.RestAddress, UriKind.Absolute, out var rest) || (rest.Scheme != Uri.UriSchemeHttp && rest.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add($"{GatewayClientOptions.SectionName}:RestAddress must be an absolute http(s) URL of the gateway's REST endpoint (or set {GatewayClientOptions.RestDiscoveryKey}); got '{options.RestAddress}'.");
         }
         if (string.IsNullOrWhiteSpace(options.ApiKey))
         {

@@ -27,6 +27,9 @@ public sealed record ChatPrompt
     public required IReadOnlyList<PromptMessage> Messages { get; init; }
     public float? Temperature { get; init; }
     public int? MaxTokens { get; init; }
+
+    /// <summary>Response format and tools; null (or <see cref="StructuredOutput.IsPlain"/>) for a plain chat.</summary>
+    public StructuredOutput? Structured { get; init; }
 }
 
 /// <summary>A streamed event of one answer.</summary>
@@ -34,6 +37,12 @@ public abstract record AnswerEvent;
 
 /// <summary>New text and the number of tokens it accounts for.</summary>
 public sealed record AnswerDelta(string Text, int TokenCount) : AnswerEvent;
+
+/// <summary>
+/// A streamed piece of a tool call (OpenAI's <c>delta.tool_calls[]</c>): the call's index, and its
+/// id and function name on its first piece; argument text to append.
+/// </summary>
+public sealed record AnswerToolCallDelta(int Index, string? Id, string? Name, string? Arguments) : AnswerEvent;
 
 /// <summary>The end of an answer, with the gateway's accounting.</summary>
 public sealed record AnswerFinal(string FinishReason, int PromptTokens, int CompletionTokens, double TimeToFirstTokenMs, string Model) : AnswerEvent;

@@ -24,6 +24,8 @@ public sealed class ChatTurn
     private readonly StringBuilder _text = new();
     private string? _content;
     private int _version;
+    private ToolCallAccumulator? _toolCalls;
+    private IReadOnlyList<ToolCall>? _toolCallsSnapshot;
 
     public string Id { get; init; } = "";
 
@@ -52,11 +54,62 @@ public sealed class ChatTurn
 
     public TurnState State { get; set; }
 
+    /// <summary><see cref="ContentFormats.Json"/> when the answer was asked for as JSON (response_format); null for text.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Format { get; init; }
+
+    /// <summary>
+    /// The functions the model called, in the order it called them; null when it called none (and
+    /// then not stored, so conversations saved before tools existed read and write as they were).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ToolCall>? ToolCalls
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _toolCallsSnapshot ??= _toolCalls?.ToList();
+            }
+        }
+        init
+        {
+            _toolCalls = value is { Count: > 0 } ? new ToolCallAccumulator(value) : null;
+        }
+    }
+
     /// <summary>Timing and token counts of an answer.</summary>
     public AnswerStats? Stats { get; set; }
 
     /// <summary>Why an answer ended early (stopped, or the error's title).</summary>
     public string? Note { get; set; }
+
+    /// <summary>
+    /// The turn as text for the next request and the clipboard: the content, then each tool call as
+    /// <c>name(arguments)</c> (the chat runs no tools, so a call goes back as what the model said).
+    /// </summary>
+    [JsonIgnore]
+    public string PromptText
+    {
+        get
+        {
+            var content = Content;
+            if (ToolCalls is not { Count: > 0 } calls)
+            {
+                return content;
+            }
+            var text = new StringBuilder(content);
+            foreach (var call in calls)
+            {
+                if (text.Length > 0)
+                {
+                    text.Append('\n');
+                }
+                text.Append(call.Name).Append('(').Append(call.Arguments).Append(')');
+            }
+            return text.ToString();
+        }
+    }
 
     [JsonIgnore]
     public bool IsUser => Role == ChatRoles.User;
@@ -93,6 +146,22 @@ public sealed class ChatTurn
         Changed?.Invoke();
     }
 
+    /// <summary>
+    /// Adds a streamed piece of a tool call: the call at <paramref name="index"/> (OpenAI's
+    /// <c>delta.tool_calls[].index</c>) takes the id and name when they come and appends the
+    /// argument text.
+    /// </summary>
+    public void AppendToolCall(int index, string? id, string? name, string? arguments)
+    {
+        lock (_gate)
+        {
+            (_toolCalls ??= new ToolCallAccumulator()).Add(index, id, name, arguments);
+            _toolCallsSnapshot = null;
+            _version++;
+        }
+        Changed?.Invoke();
+    }
+
     /// <summary>Ends the answer in <paramref name="state"/>.</summary>
     public void Finish(TurnState state, AnswerStats? stats, string? note)
     {
@@ -106,6 +175,15 @@ public sealed class ChatTurn
         Changed?.Invoke();
     }
 }
+
+/// <summary>Values of <see cref="ChatTurn.Format"/>.</summary>
+public static class ContentFormats
+{
+    public const string Json = "json";
+}
+
+/// <summary>One function call of an answer: the call's id, the function and its arguments (JSON text as the model wrote it).</summary>
+public sealed record ToolCall(string Id, string Name, string Arguments);
 
 public static class ChatRoles
 {

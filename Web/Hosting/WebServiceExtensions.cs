@@ -30,6 +30,10 @@ public static class WebServiceExtensions
                 {
                     options.Address = configuration[GatewayClientOptions.DiscoveryKey] ?? "";
                 }
+                if (string.IsNullOrWhiteSpace(options.RestAddress))
+                {
+                    options.RestAddress = configuration[GatewayClientOptions.RestDiscoveryKey] ?? "";
+                }
             })
             .ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<GatewayClientOptions>, GatewayClientOptionsValidator>();
@@ -44,6 +48,7 @@ public static class WebServiceExtensions
         });
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<GatewayRestChat>();
         builder.Services.AddSingleton<IChatBackend, GatewayChatBackend>();
         builder.Services.AddSingleton<AnswerStreamer>();
         builder.Services.AddSingleton<IMarkdownRenderer, MarkdownRenderer>();

@@ -132,6 +132,75 @@ public sealed class ChatPageTests(WebAppFixture fixture)
     {
         await using var context = await fixture.NewContextAsync();
         var page = await OpenAsync(context);
+        await SelectTinyModelAsync(page);
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+
+        await Message(page).FillAsync("abc");
+        await Message(page).PressAsync("Enter");
+
+        // llama.cpp runs the tiny model, whose greedy continuation walks the alphabet.
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(answer.Locator(".message-bubble")).ToContainTextAsync("d e f g h i j k");
+        await Expect(answer.Locator(".message-stats")).ToContainTextAsync("completion tokens");
+    }
+
+    [Fact]
+    public async Task ResponseFormat_OnTheFasterTransformerModel_ShowsTheGatewaysRefusal_AndKeepsTheMessage()
+    {
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+        await page.Locator("#response-format").SelectOptionAsync("JsonObject");
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+
+        await Message(page).FillAsync("Answer in JSON.");
+        await Message(page).PressAsync("Enter");
+
+        // gpt-j-6b runs on FasterTransformer, which has no guided decoding: 400 unsupported_parameter.
+        var alert = page.GetByRole(AriaRole.Alert);
+        await Expect(alert).ToContainTextAsync("This model does not support Response format", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(alert.Locator(".error-gateway")).ToContainTextAsync(new System.Text.RegularExpressions.Regex("fastertransformer.*response_format", System.Text.RegularExpressions.RegexOptions.IgnoreCase));
+        await Expect(Message(page)).ToHaveValueAsync("Answer in JSON.");
+        await Expect(Transcript(page).Locator("> li")).ToHaveCountAsync(0);
+    }
+
+    [Fact]
+    public async Task JsonSchema_OnTinyLlama_AnswerIsHighlightedJson_AndStaysSoAfterReload()
+    {
+        await using var context = await fixture.NewContextAsync();
+        var page = await OpenAsync(context);
+        // Room for the schema's longest instance (the tiny model's tokens are about one character).
+        await SelectTinyModelAsync(page, maxTokens: 120);
+        await page.Locator("#response-format").SelectOptionAsync("JsonSchema");
+        await page.Locator("#schema-text").FillAsync("{\"type\":\"object\"");
+        await page.Locator("#schema-text").PressAsync("Tab");
+        await Expect(page.Locator("#schema-error")).ToContainTextAsync("not valid JSON");
+        await page.Locator("#schema-text").FillAsync(WeatherSchema);
+        await page.Locator("#schema-text").PressAsync("Tab");
+        await Expect(page.Locator("#schema-error")).ToHaveCountAsync(0);
+        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
+
+        await Message(page).FillAsync("abc");
+        await Message(page).PressAsync("Enter");
+
+        // llama.cpp's grammar holds the tiny model to the schema.
+        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
+        await Expect(answer.Locator("details.json-view .json-key")).ToHaveTextAsync(["\"city\"", "\"unit\""]);
+        await Expect(answer.Locator(".json-string").Last).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^\"(celsius|fahrenheit)\"$"));
+        Directory.CreateDirectory(ScreenshotFolder);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, "chat-json-answer-1280x800.png") });
+
+        await page.ReloadAsync();
+        await Expect(Transcript(page).Locator("li[aria-label='Assistant'] .json-key")).ToHaveTextAsync(["\"city\"", "\"unit\""]);
+    }
+
+    private const string WeatherSchema = """{"type":"object","properties":{"city":{"type":"string","maxLength":10},"unit":{"enum":["celsius","fahrenheit"]}},"required":["city","unit"],"additionalProperties":false}""";
+
+    /// <summary>Waits for model discovery to list the tiny llama model, then picks it at temperature 0; leaves Settings open.</summary>
+    private static async Task SelectTinyModelAsync(IPage page, int maxTokens = 64)
+    {
         var picker = page.GetByRole(AriaRole.Combobox, new() { Name = "Model", IncludeHidden = true });
         // The gateway finds the vLLM model in Triton's repository index; a reload lists it once it has.
         using (var found = new CancellationTokenSource(AnswerTimeout))
@@ -145,22 +214,12 @@ public sealed class ChatPageTests(WebAppFixture fixture)
                 await Expect(picker).Not.ToHaveValueAsync("", new() { Timeout = 30_000 });
             }
         }
-        await SetMaxTokensAsync(page, 64); // the tiny model's window is 256 tokens
+        await SetMaxTokensAsync(page, maxTokens); // the tiny model's window is 256 tokens
         await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
         await picker.SelectOptionAsync(WebAppFixture.TinyModel);
         var temperature = page.GetByRole(AriaRole.Spinbutton, new() { Name = "Temperature" });
         await temperature.FillAsync("0");
         await temperature.PressAsync("Tab");
-        await page.GetByText("Settings", new() { Exact = true }).ClickAsync();
-
-        await Message(page).FillAsync("abc");
-        await Message(page).PressAsync("Enter");
-
-        // llama.cpp runs the tiny model, whose greedy continuation walks the alphabet.
-        var answer = Transcript(page).Locator("li[aria-label='Assistant']").Last;
-        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = (float)AnswerTimeout.TotalMilliseconds });
-        await Expect(answer.Locator(".message-bubble")).ToContainTextAsync("d e f g h i j k");
-        await Expect(answer.Locator(".message-stats")).ToContainTextAsync("completion tokens");
     }
 
     private static ILocator Message(IPage page) => page.GetByRole(AriaRole.Textbox, new() { Name = "Message", Exact = true });

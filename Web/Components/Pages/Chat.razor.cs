@@ -100,6 +100,12 @@ public sealed partial class Chat : IDisposable
             }
         }
 
+        if (!TryStructured(out var structured))
+        {
+            _composer?.Restore(text);
+            return;
+        }
+
         _error = null;
         var question = new ChatTurn { Id = NewId(), Role = ChatRoles.User, Content = text, State = TurnState.Complete };
         _active.Turns.Add(question);
@@ -107,7 +113,7 @@ public sealed partial class Chat : IDisposable
         {
             _active.Title = TitleFrom(text);
         }
-        await GenerateAsync(question, previousAnswer: null, draft: text);
+        await GenerateAsync(question, previousAnswer: null, draft: text, structured);
     }
 
     private async Task RegenerateAsync()
@@ -116,14 +122,34 @@ public sealed partial class Chat : IDisposable
         {
             return;
         }
+        if (!TryStructured(out var structured))
+        {
+            return;
+        }
         _error = null;
         var previous = _active.Turns[^1];
         _active.Turns.RemoveAt(_active.Turns.Count - 1);
-        await GenerateAsync(question: null, previous, draft: null);
+        await GenerateAsync(question: null, previous, draft: null, structured);
+    }
+
+    /// <summary>
+    /// Checks the settings' response format and tools again before use (they may come from storage
+    /// or another tab): invalid JSON is never sent; the banner says what to fix.
+    /// </summary>
+    private bool TryStructured(out StructuredOutput? structured)
+    {
+        var check = StructuredOutput.From(_settings);
+        structured = check.Output;
+        if (check.IsValid)
+        {
+            return true;
+        }
+        _error = new ChatError(ChatErrorKind.InvalidRequest, "Fix the settings before sending", check.Problem + " Open Settings to correct it.");
+        return false;
     }
 
     /// <summary>Streams an answer to the conversation as it stands.</summary>
-    private async Task GenerateAsync(ChatTurn? question, ChatTurn? previousAnswer, string? draft)
+    private async Task GenerateAsync(ChatTurn? question, ChatTurn? previousAnswer, string? draft, StructuredOutput? structured)
     {
         var conversation = _active;
         var prompt = new ChatPrompt
@@ -132,8 +158,15 @@ public sealed partial class Chat : IDisposable
             Messages = PromptMessages(conversation),
             Temperature = _settings.Temperature,
             MaxTokens = _settings.MaxTokens,
+            Structured = structured is { IsPlain: false } ? structured : null,
         };
-        var answer = new ChatTurn { Id = NewId(), Role = ChatRoles.Assistant, State = TurnState.Streaming };
+        var answer = new ChatTurn
+        {
+            Id = NewId(),
+            Role = ChatRoles.Assistant,
+            State = TurnState.Streaming,
+            Format = structured is { WantsJson: true } ? ContentFormats.Json : null,
+        };
         conversation.Turns.Add(answer);
 
         using var generation = CancellationTokenSource.CreateLinkedTokenSource(_circuit.Token);
@@ -197,7 +230,7 @@ public sealed partial class Chat : IDisposable
         }
         foreach (var turn in conversation.Turns)
         {
-            var content = turn.Content;
+            var content = turn.PromptText;
             if (turn.IsUser || content.Length > 0)
             {
                 messages.Add(new PromptMessage(turn.Role, content));
