@@ -430,7 +430,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
             Tenant = caller.Tenant,
             Model = model,
             Operation = _context.Operation,
-            Gateway = Environment.MachineName,
+            Gateway = UsageRecord.ThisGateway,
             Replica = endpoint.Authority,
             Status = _completed ? UsageStatus.Ok : _failure is null ? UsageStatus.Cancelled : UsageStatus.Failed,
             Reason = _completed ? null : outcome,

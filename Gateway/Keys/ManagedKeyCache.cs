@@ -173,7 +173,7 @@ internal sealed class ManagedKeyAuthenticator(ApiKeyAuthenticator staticKeys, Ma
             Tenant = key.Tenant,
             Model = "",
             Operation = "auth",
-            Gateway = Environment.MachineName,
+            Gateway = UsageRecord.ThisGateway,
             Status = UsageStatus.Refused,
             Reason = refusal,
             StartedAtMs = now.ToUnixTimeMilliseconds(),

@@ -39,6 +39,9 @@ public sealed record UsageRecord
     /// <summary>The gateway replica that served it.</summary>
     public required string Gateway { get; init; }
 
+    /// <summary>This process's <see cref="Gateway"/>: the host name, read once (each read of Environment.MachineName is a system call).</summary>
+    public static string ThisGateway { get; } = Environment.MachineName;
+
     /// <summary>The Triton replica (<c>host:port</c>) that generated it, when one did.</summary>
     public string? Replica { get; init; }
 
