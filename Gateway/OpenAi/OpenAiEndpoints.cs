@@ -8,18 +8,20 @@ public static class OpenAiEndpoints
     /// <summary>Maps <c>/v1/chat/completions</c>, <c>/v1/completions</c>, <c>/v1/models</c> and <c>/v1/models/{id}</c>.</summary>
     public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder endpoints)
     {
-        // Singletons resolved once here, not bound per request: a handler parameter from DI would open
-        // the request's service scope (its dictionaries) on every call.
-        var completions = endpoints.ServiceProvider.GetRequiredService<OpenAiCompletionsHandler>();
-        var models = endpoints.ServiceProvider.GetRequiredService<OpenAiModelsHandler>();
+        // Singletons from the root provider, not bound from the request's services: a handler parameter from
+        // DI would open the request's service scope (its dictionaries) on every call. Resolved at the first
+        // request, so options validation still fails the start, not the mapping.
+        var services = endpoints.ServiceProvider;
+        OpenAiCompletionsHandler Completions() => services.GetRequiredService<OpenAiCompletionsHandler>();
+        OpenAiModelsHandler Models() => services.GetRequiredService<OpenAiModelsHandler>();
         var v1 = endpoints.MapGroup("/v1").WithTags("OpenAI");
-        v1.MapPost("/chat/completions", (HttpContext context) => completions.GenerateAsync(context, chat: true))
+        v1.MapPost("/chat/completions", (HttpContext context) => Completions().GenerateAsync(context, chat: true))
             .WithName("CreateChatCompletion");
-        v1.MapPost("/completions", (HttpContext context) => completions.GenerateAsync(context, chat: false))
+        v1.MapPost("/completions", (HttpContext context) => Completions().GenerateAsync(context, chat: false))
             .WithName("CreateCompletion");
-        v1.MapGet("/models", (HttpContext context) => models.ListModelsAsync(context))
+        v1.MapGet("/models", (HttpContext context) => Models().ListModelsAsync(context))
             .WithName("ListModels");
-        v1.MapGet("/models/{**id}", (HttpContext context, string id) => models.GetModelAsync(context, id))
+        v1.MapGet("/models/{**id}", (HttpContext context, string id) => Models().GetModelAsync(context, id))
             .WithName("RetrieveModel");
         return endpoints;
     }
