@@ -214,15 +214,7 @@ internal sealed partial class GenerationService(
                     if (ex is TritonCallException triton)
                     {
                         LogAttemptFailed(logger, id, endpoint, attempt, triton.Failure, triton.Message);
-                        throw triton.Failure switch
-                        {
-                            TritonFailure.Timeout => new GatewayException(GatewayError.FirstTokenTimeout,
-                                $"The model produced no token within {settings.FirstTokenTimeout.TotalSeconds:0.###} s.", null, "first_token_timeout", inner: ex),
-                            TritonFailure.Backend => new GatewayException(GatewayError.BackendFailed,
-                                "The backend rejected the request: " + triton.Message, null, "backend_error", inner: ex),
-                            _ => new GatewayException(GatewayError.BackendUnavailable,
-                                "No Triton backend is ready: " + triton.Message, null, "backend_unavailable", TimeSpan.FromSeconds(1), ex),
-                        };
+                        throw triton.ToGateway(streaming: false, settings.FirstTokenTimeout);
                     }
                     throw;
                 }

@@ -184,13 +184,7 @@ internal sealed partial class GenerationStream : IAsyncDisposable
         {
             LogStreamFailed(_logger, _context.Id, ex.Failure, ex.Message);
             _lease.Failed(ex.Failure, ex.Message);
-            throw Fail(ex.Failure switch
-            {
-                TritonFailure.Timeout => new GatewayException(GatewayError.IdleTimeout,
-                    $"The model produced no token for {_options.IdleTimeout.TotalSeconds:0.###} s.", null, "idle_timeout", inner: ex),
-                TritonFailure.Backend => new GatewayException(GatewayError.BackendFailed, "The backend failed: " + ex.Message, null, "backend_error", inner: ex),
-                _ => new GatewayException(GatewayError.BackendFailed, "The backend connection failed mid-stream: " + ex.Message, null, "backend_error", inner: ex),
-            });
+            throw Fail(ex.ToGateway(streaming: true, _options.IdleTimeout));
         }
         finally
         {

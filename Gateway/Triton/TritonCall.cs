@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Gateway.Errors;
 using Gateway.Triton.Wire;
 using Grpc.Core;
 using Triton.Inference;
@@ -25,6 +26,26 @@ internal enum TritonFailure
 internal sealed class TritonCallException(TritonFailure failure, string message, Exception? inner = null) : Exception(message, inner)
 {
     public TritonFailure Failure { get; } = failure;
+
+    /// <summary>
+    /// The one mapping of a Triton failure to what the gateway's faces answer: before the first token
+    /// (<paramref name="streaming"/> false) a timeout is the first-token timeout, a transport failure
+    /// means no backend is ready; once streaming, a timeout is the idle timeout and a transport failure
+    /// a broken stream.
+    /// </summary>
+    public GatewayException ToGateway(bool streaming, TimeSpan timeout) => (Failure, streaming) switch
+    {
+        (TritonFailure.Timeout, false) => new GatewayException(GatewayError.FirstTokenTimeout,
+            $"The model produced no token within {timeout.TotalSeconds:0.###} s.", null, "first_token_timeout", inner: this),
+        (TritonFailure.Timeout, true) => new GatewayException(GatewayError.IdleTimeout,
+            $"The model produced no token for {timeout.TotalSeconds:0.###} s.", null, "idle_timeout", inner: this),
+        (TritonFailure.Backend, false) => new GatewayException(GatewayError.BackendFailed,
+            "The backend rejected the request: " + Message, null, "backend_error", inner: this),
+        (TritonFailure.Backend, true) => new GatewayException(GatewayError.BackendFailed, "The backend failed: " + Message, null, "backend_error", inner: this),
+        (_, false) => new GatewayException(GatewayError.BackendUnavailable,
+            "No Triton backend is ready: " + Message, null, "backend_unavailable", TimeSpan.FromSeconds(1), this),
+        (_, true) => new GatewayException(GatewayError.BackendFailed, "The backend connection failed mid-stream: " + Message, null, "backend_error", inner: this),
+    };
 }
 
 /// <summary>

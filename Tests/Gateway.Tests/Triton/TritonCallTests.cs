@@ -54,4 +54,25 @@ public sealed class TritonCallTests
         var error = await Assert.ThrowsAsync<TritonCallException>(() => reading.WaitAsync(Wait));
         Assert.Equal(TritonFailure.Timeout, error.Failure);
     }
+
+    [Theory]
+    [InlineData("Timeout", false, "first_token_timeout")]
+    [InlineData("Backend", false, "backend_error")]
+    [InlineData("Transport", false, "backend_unavailable")]
+    [InlineData("EndedEarly", false, "backend_unavailable")]
+    [InlineData("Timeout", true, "idle_timeout")]
+    [InlineData("Backend", true, "backend_error")]
+    [InlineData("Transport", true, "backend_error")]
+    [InlineData("EndedEarly", true, "backend_error")]
+    public void ToGateway_OneMappingForBothPhases(string failureName, bool streaming, string code)
+    {
+        var failure = Enum.Parse<TritonFailure>(failureName);
+        var mapped = new TritonCallException(failure, "boom").ToGateway(streaming, TimeSpan.FromSeconds(1.5));
+
+        Assert.Equal(code, mapped.Code);
+        Assert.IsType<TritonCallException>(mapped.InnerException);
+        Assert.Contains(failure == TritonFailure.Timeout ? "1.5 s" : "boom", mapped.Message, StringComparison.Ordinal);
+        var unavailable = !streaming && failure is TritonFailure.Transport or TritonFailure.EndedEarly;
+        Assert.Equal(unavailable, mapped.RetryAfter is not null);
+    }
 }
