@@ -31,7 +31,7 @@ internal sealed class FasterTransformerContract : ITritonContract
 
     public TritonRequest CreateRequest(TritonGenerationInput input)
     {
-        var request = TritonContracts.NewStreamRequest(input, 4 * input.PromptIds.Count + 64);
+        var request = TritonContracts.NewStreamRequest(input, 4 * input.PromptIds.Count + 128);
         var mapped = MapSampling(input.Sampling);
         ReadOnlySpan<long> one = [1, 1];
 

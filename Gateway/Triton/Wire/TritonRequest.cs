@@ -6,28 +6,28 @@ using Triton.Inference;
 namespace Gateway.Triton.Wire;
 
 /// <summary>
-/// One <c>ModelInferRequest</c> as the gateway sends it on <c>ModelStreamInfer</c>, kept as flat arrays
-/// (header, parameters, inputs with their raw contents in one buffer, requested outputs) and written
-/// straight into gRPC's buffer by hand: no Google.Protobuf object graph (a map, a tensor object, a shape
-/// list and a <c>ByteString</c> per input) per request. The bytes are the message Google.Protobuf would
-/// write (fields in number order, packed shapes, one <c>raw_input_contents</c> entry per input);
-/// <see cref="ToMessage"/> parses them back, for tests and diagnostics.
+/// One <c>ModelInferRequest</c> as the gateway sends it on <c>ModelStreamInfer</c>, encoded as it is
+/// built: parameters, input descriptors and requested outputs into one buffer, each input's raw
+/// contents framed into another and filled in place; gRPC's buffer then gets the header and both.
+/// No Google.Protobuf object graph (a map, a tensor object, a shape list and a <c>ByteString</c> per
+/// input) and no per-input object per request. The bytes are the message Google.Protobuf would write
+/// (fields in number order, packed shapes, one <c>raw_input_contents</c> entry per input), so the order
+/// of calls is fixed: parameters, inputs, outputs. <see cref="ToMessage"/> parses them back (tests).
 /// </summary>
 public sealed class TritonRequest
 {
     private const int LengthDelimited = 2;
     private const int VarintWire = 0;
-    private const int MaxRank = 4;
 
-    private Input[] _inputs = new Input[12];
-    private int _inputCount;
-    private Parameter[] _parameters = new Parameter[2];
-    private int _parameterCount;
-    private string[] _outputs = new string[4];
-    private int _outputCount;
+    // parameters (field 4), then inputs (5), then outputs (6), each written as added: no per-input objects.
+    private byte[] _meta = new byte[512];
+    private int _metaLength;
+    // raw_input_contents (7), each entry framed as added, its contents filled in place.
     private byte[] _raw;
     private int _rawLength;
-    private int _size = -1;
+    private Section _section;
+
+    private enum Section { Parameters, Inputs, Outputs }
 
     public TritonRequest(string modelName, string modelVersion, string id, int rawCapacity = 256)
     {
@@ -43,40 +43,64 @@ public sealed class TritonRequest
 
     public string Id { get; }
 
-    public int InputCount => _inputCount;
+    public int InputCount { get; private set; }
 
-    public void AddParameter(string key, bool value) => AddParameter(new Parameter(key, IsBool: true, value ? 1 : 0));
+    /// <summary>A request parameter (each key once), before any input.</summary>
+    public void AddParameter(string key, bool value) => AddParameter(key, isBool: true, value ? 1 : 0);
 
-    public void AddParameter(string key, long value) => AddParameter(new Parameter(key, IsBool: false, value));
+    /// <summary>A request parameter (each key once), before any input.</summary>
+    public void AddParameter(string key, long value) => AddParameter(key, isBool: false, value);
 
+    /// <summary>A requested output, after every input.</summary>
     public void AddOutput(string name)
     {
-        Grow(ref _outputs, _outputCount);
-        _outputs[_outputCount++] = name;
-        _size = -1;
+        _section = Section.Outputs;
+        var size = StringField(name);
+        var writer = MetaWriter(Embedded(size));
+        writer.Header(6, size);
+        writer.String(1, name);
+        _metaLength += writer.Position;
     }
 
     /// <summary>Adds an input of <paramref name="byteLength"/> raw bytes and returns them to fill (little-endian, Triton's layout).</summary>
     public Span<byte> AddInput(string name, string datatype, ReadOnlySpan<long> shape, int byteLength)
     {
-        if (shape.Length is 0 or > MaxRank)
+        if (shape.IsEmpty)
         {
-            throw new ArgumentOutOfRangeException(nameof(shape), shape.Length, $"An input has 1 to {MaxRank} dimensions.");
+            throw new ArgumentOutOfRangeException(nameof(shape), "An input has at least one dimension.");
         }
-        Grow(ref _inputs, _inputCount);
-        if (_rawLength + byteLength > _raw.Length)
+        if (_section == Section.Outputs)
         {
-            Array.Resize(ref _raw, Math.Max(_raw.Length * 2, _rawLength + byteLength));
+            throw new InvalidOperationException("Inputs come before the requested outputs.");
         }
-        var input = new Input { Name = name, Datatype = datatype, Rank = shape.Length, Offset = _rawLength, Length = byteLength };
-        for (var i = 0; i < shape.Length; i++)
+        _section = Section.Inputs;
+        var shapeSize = 0;
+        foreach (var dimension in shape)
         {
-            input.Shape[i] = shape[i];
+            shapeSize += VarintSize((ulong)dimension);
         }
-        _inputs[_inputCount++] = input;
-        var contents = _raw.AsSpan(_rawLength, byteLength);
-        _rawLength += byteLength;
-        _size = -1;
+        var tensorSize = StringField(name) + StringField(datatype) + Embedded(shapeSize);
+        var writer = MetaWriter(Embedded(tensorSize));
+        writer.Header(5, tensorSize);
+        writer.String(1, name);
+        writer.String(2, datatype);
+        writer.Header(3, shapeSize);
+        foreach (var dimension in shape)
+        {
+            writer.RawVarint((ulong)dimension);
+        }
+        _metaLength += writer.Position;
+
+        var framed = Embedded(byteLength);
+        if (_rawLength + framed > _raw.Length)
+        {
+            Array.Resize(ref _raw, Math.Max(_raw.Length * 2, _rawLength + framed));
+        }
+        var raw = new ProtoWriter(_raw.AsSpan(_rawLength));
+        raw.Header(7, byteLength);
+        var contents = _raw.AsSpan(_rawLength + raw.Position, byteLength);
+        _rawLength += framed;
+        InputCount++;
         return contents;
     }
 
@@ -141,32 +165,8 @@ public sealed class TritonRequest
         }
     }
 
-    /// <summary>The message's encoded size (cached until the next change).</summary>
-    public int CalculateSize()
-    {
-        if (_size >= 0)
-        {
-            return _size;
-        }
-        var size = StringField(ModelName) + StringField(ModelVersion) + StringField(Id);
-        for (var i = 0; i < _parameterCount; i++)
-        {
-            size += Embedded(_parameters[i].EntrySize());
-        }
-        for (var i = 0; i < _inputCount; i++)
-        {
-            size += Embedded(_inputs[i].TensorSize());
-        }
-        for (var i = 0; i < _outputCount; i++)
-        {
-            size += Embedded(StringField(_outputs[i]));
-        }
-        for (var i = 0; i < _inputCount; i++)
-        {
-            size += Embedded(_inputs[i].Length);
-        }
-        return _size = size;
-    }
+    /// <summary>The message's encoded size.</summary>
+    public int CalculateSize() => StringField(ModelName) + StringField(ModelVersion) + StringField(Id) + _metaLength + _rawLength;
 
     /// <summary>Writes the message into <paramref name="destination"/>, exactly <see cref="CalculateSize"/> bytes.</summary>
     public void WriteTo(Span<byte> destination)
@@ -175,40 +175,13 @@ public sealed class TritonRequest
         writer.String(1, ModelName);
         writer.String(2, ModelVersion);
         writer.String(3, Id);
-        for (var i = 0; i < _parameterCount; i++)
+        var at = writer.Position;
+        if (at + _metaLength + _rawLength != destination.Length)
         {
-            ref readonly var parameter = ref _parameters[i];
-            writer.Header(4, parameter.EntrySize());
-            writer.String(1, parameter.Key);
-            writer.Header(2, parameter.ValueSize());
-            writer.Varint(parameter.IsBool ? 1 : 2, (ulong)parameter.Value);
+            throw new InvalidOperationException($"TritonRequest is {at + _metaLength + _rawLength} bytes, not {destination.Length}.");
         }
-        for (var i = 0; i < _inputCount; i++)
-        {
-            ref readonly var input = ref _inputs[i];
-            writer.Header(5, input.TensorSize());
-            writer.String(1, input.Name);
-            writer.String(2, input.Datatype);
-            writer.Header(3, input.ShapeSize());
-            for (var d = 0; d < input.Rank; d++)
-            {
-                writer.RawVarint((ulong)input.Shape[d]);
-            }
-        }
-        for (var i = 0; i < _outputCount; i++)
-        {
-            writer.Header(6, StringField(_outputs[i]));
-            writer.String(1, _outputs[i]);
-        }
-        for (var i = 0; i < _inputCount; i++)
-        {
-            ref readonly var input = ref _inputs[i];
-            writer.Bytes(7, _raw.AsSpan(input.Offset, input.Length));
-        }
-        if (writer.Position != destination.Length)
-        {
-            throw new InvalidOperationException($"TritonRequest wrote {writer.Position} bytes of {destination.Length}.");
-        }
+        _meta.AsSpan(0, _metaLength).CopyTo(destination[at..]);
+        _raw.AsSpan(0, _rawLength).CopyTo(destination[(at + _metaLength)..]);
     }
 
     /// <summary>The request as Google.Protobuf reads the bytes this class sends (tests, diagnostics).</summary>
@@ -219,28 +192,31 @@ public sealed class TritonRequest
         return ModelInferRequest.Parser.ParseFrom(bytes);
     }
 
-    private void AddParameter(Parameter parameter)
+    private void AddParameter(string key, bool isBool, long value)
     {
-        for (var i = 0; i < _parameterCount; i++)
+        if (_section != Section.Parameters)
         {
-            if (_parameters[i].Key == parameter.Key)
-            {
-                _parameters[i] = parameter;
-                _size = -1;
-                return;
-            }
+            throw new InvalidOperationException("Parameters come before the inputs.");
         }
-        Grow(ref _parameters, _parameterCount);
-        _parameters[_parameterCount++] = parameter;
-        _size = -1;
+        // A oneof member is written even when it holds its default.
+        var valueSize = 1 + VarintSize((ulong)value);
+        var entrySize = StringField(key) + Embedded(valueSize);
+        var writer = MetaWriter(Embedded(entrySize));
+        writer.Header(4, entrySize);
+        writer.String(1, key);
+        writer.Header(2, valueSize);
+        writer.Varint(isBool ? 1 : 2, (ulong)value);
+        _metaLength += writer.Position;
     }
 
-    private static void Grow<T>(ref T[] items, int count)
+    /// <summary>A writer at the end of the metadata, with room for <paramref name="bytes"/> more.</summary>
+    private ProtoWriter MetaWriter(int bytes)
     {
-        if (count == items.Length)
+        if (_metaLength + bytes > _meta.Length)
         {
-            Array.Resize(ref items, items.Length * 2);
+            Array.Resize(ref _meta, Math.Max(_meta.Length * 2, _metaLength + bytes));
         }
+        return new ProtoWriter(_meta.AsSpan(_metaLength));
     }
 
     /// <summary>A string field's bytes with its tag; 0 for an empty string (proto3 leaves defaults out).</summary>
@@ -266,42 +242,6 @@ public sealed class TritonRequest
             size++;
         }
         return size;
-    }
-
-    private record struct Parameter(string Key, bool IsBool, long Value)
-    {
-        // A oneof member is written even when it holds its default.
-        public readonly int ValueSize() => 1 + VarintSize((ulong)Value);
-
-        public readonly int EntrySize() => StringField(Key) + Embedded(ValueSize());
-    }
-
-    [System.Runtime.CompilerServices.InlineArray(MaxRank)]
-    private struct Dimensions
-    {
-        private long _first;
-    }
-
-    private struct Input
-    {
-        public string Name;
-        public string Datatype;
-        public Dimensions Shape;
-        public int Rank;
-        public int Offset;
-        public int Length;
-
-        public readonly int ShapeSize()
-        {
-            var size = 0;
-            for (var d = 0; d < Rank; d++)
-            {
-                size += VarintSize((ulong)Shape[d]);
-            }
-            return size;
-        }
-
-        public readonly int TensorSize() => StringField(Name) + StringField(Datatype) + Embedded(ShapeSize());
     }
 
     /// <summary>Protocol-buffer primitives into a span (field numbers ≤ 15, so every tag is one byte).</summary>

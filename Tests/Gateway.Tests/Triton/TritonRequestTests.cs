@@ -57,23 +57,28 @@ public sealed class TritonRequestTests
     }
 
     [Fact]
-    public void AParameterSetTwice_IsSentOnceWithTheLastValue_AndAZeroInt64IsStillSent()
+    public void AZeroInt64Parameter_IsStillSent_AndTheOrderOfCallsIsEnforced()
     {
         var request = new TritonRequest("m", "1", "r");
-        request.AddParameter("priority", 5L);
         request.AddParameter("priority", 0L);
+        request.AddInt32("a", [1, 1], 1);
+
+        Assert.Throws<InvalidOperationException>(() => request.AddParameter("late", true));
+        request.AddOutput("out");
+        Assert.Throws<InvalidOperationException>(() => request.AddInt32("b", [1, 1], 2));
 
         var message = request.ToMessage();
-        Assert.Single(message.Parameters);
         Assert.Equal(InferParameter.ParameterChoiceOneofCase.Int64Param, message.Parameters["priority"].ParameterChoiceCase);
         Assert.Equal(0, message.Parameters["priority"].Int64Param);
         Assert.Equal("1", message.ModelVersion);
+        Assert.Single(message.Inputs);
+        Assert.Equal("out", Assert.Single(message.Outputs).Name);
     }
 
     [Fact]
     public void ManyInputs_GrowTheBuffers_AndKeepEveryInputsBytes()
     {
-        var request = new TritonRequest("m", "", "r", rawCapacity: 4);
+        var request = new TritonRequest("m", "", "r", rawCapacity: 4); // both buffers grow many times
         for (var i = 0; i < 40; i++)
         {
             request.AddInt32("t" + i, [1, 1], i * 1000);
