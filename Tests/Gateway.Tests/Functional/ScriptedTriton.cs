@@ -39,10 +39,30 @@ internal sealed class ScriptedTriton : IAsyncDisposable
     /// <summary>Completes when the first call arrives.</summary>
     public Task<ScriptedCall> FirstCall => _firstCall.Task;
 
+    private readonly SemaphoreSlim _recorded = new(0);
+
     internal void Record(ScriptedCall call)
     {
         Calls.Enqueue(call);
         _firstCall.TrySetResult(call);
+        _recorded.Release();
+    }
+
+    /// <summary>Completes when <paramref name="count"/> calls have arrived in all; throws <see cref="TimeoutException"/> after <paramref name="timeout"/>.</summary>
+    public async Task WaitForCallsAsync(int count, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (Calls.Count < count)
+        {
+            try
+            {
+                await _recorded.WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{Calls.Count} of {count} calls arrived within {timeout}");
+            }
+        }
     }
 
     public static async Task<ScriptedTriton> StartAsync(Func<ScriptedCall, Task>? script = null)
