@@ -246,6 +246,19 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
         return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
     }
 
+    /// <summary>
+    /// A message built beforehand, written with no per-write allocation of its own (no wrapper
+    /// message, no cancellation registration): for tests that count what the gateway allocates.
+    /// </summary>
+    /// With <paramref name="flush"/> false it is buffered (gRPC's BufferHint) until a later write flushes.
+    public Task SendPrebuiltAsync(ModelStreamInferResponse response, bool flush = true)
+    {
+        writer.WriteOptions = flush ? null : Buffered;
+        return writer.WriteAsync(response);
+    }
+
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
+
     /// <summary>Any response as it is, for malformed-response tests.</summary>
     public Task SendRawAsync(ModelInferResponse response) =>
         writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
