@@ -33,6 +33,7 @@ internal sealed record BenchmarkOptions
           --scenarios rates,streams,idle,soak,llama,faults,peers,prefix,ledger,grammar   which scenarios (default: rates,streams,idle,soak;
                                 'llama', 'faults', 'peers', 'prefix', 'ledger' and 'grammar' run only when named)
           --peers-baseline <Benchmarks.dll>  'peers': also measure the gateway of another build (e.g. main's)
+          --peers-emulator-baseline <Benchmarks.dll>  'peers': also measure this gateway on the emulator of another build
           --prefix-rate <r>     'prefix': shared-prefix chat requests per second (default 20)
           --prefix-random-rate <r>  'prefix': no-reuse requests per second (default 6)
           --prefix-duration <s> 'prefix': measured seconds per phase (default 25)
@@ -83,6 +84,9 @@ internal sealed record BenchmarkOptions
 
     /// <summary>'peers': a Benchmarks.dll of another build whose gateway is measured in the same run (the "before" column).</summary>
     public string? PeersBaseline { get; init; }
+
+    /// <summary>'peers': a Benchmarks.dll of another build whose emulator serves a second gateway of this build, interleaved (the emulator's "before" backend CPU).</summary>
+    public string? PeersEmulatorBaseline { get; init; }
     public string? Output { get; init; }
     public string? Notes { get; init; }
 
@@ -118,6 +122,7 @@ internal sealed record BenchmarkOptions
                 case "--prefix-duration": options = options with { PrefixDuration = TimeSpan.FromSeconds(Int()) }; break;
                 case "--in-process": options = options with { InProcess = true }; break;
                 case "--peers-baseline": options = options with { PeersBaseline = Path.GetFullPath(Next()) }; break;
+                case "--peers-emulator-baseline": options = options with { PeersEmulatorBaseline = Path.GetFullPath(Next()) }; break;
                 case "--output": options = options with { Output = Next() }; break;
                 case "--notes": options = options with { Notes = Next() }; break;
                 case "-h" or "--help": return null;

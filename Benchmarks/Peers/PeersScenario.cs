@@ -21,7 +21,11 @@ internal static class PeersScenario
     private const int Connections = 10;
     private const int UnaryTokens = 16;
 
-    private sealed record Peer(string Name, Uri Address, string Model, Func<TimeSpan> Cpu, IComponent? Gateway, Action<HttpRequestMessage> Headers);
+    private sealed record Peer(string Name, Uri Address, string Model, Func<TimeSpan> Cpu, IComponent? Gateway, Action<HttpRequestMessage> Headers)
+    {
+        /// <summary>The emulator behind <see cref="Gateway"/>, whose CPU is the backend column.</summary>
+        public IComponent? Backend { get; init; }
+    }
 
     private sealed class Totals
     {
@@ -45,16 +49,28 @@ internal static class PeersScenario
         await using var baseline = options.PeersBaseline is { } assembly
             ? await ComponentHost.StartAsync("gateway", ComponentHost.GatewaySettings(emulator.Grpc), inProcess: false, cancellationToken, assembly)
             : null;
+        // The emulator of another build behind a second gateway of this build: the emulator's before/after, interleaved.
+        await using var emulatorBefore = options.PeersEmulatorBaseline is { } emulatorAssembly
+            ? await ComponentHost.StartAsync("emulator", ComponentHost.EmulatorSettings(repository.Path), inProcess: false, cancellationToken, emulatorAssembly)
+            : null;
+        await using var onEmulatorBefore = emulatorBefore is not null
+            ? await ComponentHost.StartAsync("gateway", ComponentHost.GatewaySettings(emulatorBefore.Grpc), options.InProcess, cancellationToken)
+            : null;
         await using var nginx = await PeerProcess.StartNginxAsync(upstream.Address, cancellationToken);
         await using var portkey = options.Smoke ? null : await PeerProcess.StartPortkeyAsync(PortkeyVersion, log, cancellationToken);
 
         var peers = new List<Peer>
         {
-            new("gateway → emulator", gateway.Rest, "gpt-j-6b", () => Cpu(gateway), gateway, Bearer),
+            new("gateway → emulator", gateway.Rest, "gpt-j-6b", () => Cpu(gateway), gateway, Bearer) { Backend = emulator },
         };
+        if (onEmulatorBefore is not null)
+        {
+            peers.Add(new($"gateway → emulator before ({Path.GetFileName(Path.GetDirectoryName(options.PeersEmulatorBaseline))})", onEmulatorBefore.Rest, "gpt-j-6b",
+                () => Cpu(onEmulatorBefore), onEmulatorBefore, Bearer) { Backend = emulatorBefore });
+        }
         if (baseline is not null)
         {
-            peers.Add(new($"gateway before ({Path.GetFileName(Path.GetDirectoryName(options.PeersBaseline))}) → emulator", baseline.Rest, "gpt-j-6b", () => Cpu(baseline), baseline, Bearer));
+            peers.Add(new($"gateway before ({Path.GetFileName(Path.GetDirectoryName(options.PeersBaseline))}) → emulator", baseline.Rest, "gpt-j-6b", () => Cpu(baseline), baseline, Bearer) { Backend = emulator });
         }
         if (portkey is not null)
         {
@@ -94,11 +110,11 @@ internal static class PeersScenario
                 {
                     var total = totals[(peer, stream)];
                     var cpuBefore = peer.Cpu();
-                    var backendBefore = peer.Gateway is null ? TimeSpan.Zero : Cpu(emulator);
+                    var backendBefore = peer.Backend is null ? TimeSpan.Zero : Cpu(peer.Backend);
                     var allocatedBefore = await AllocatedAsync(peer.Gateway, cancellationToken);
                     var (ok, errors, latencies) = await PhaseAsync(http, peer, stream, duration, cancellationToken);
                     total.Cpu += peer.Cpu() - cpuBefore;
-                    total.Backend += peer.Gateway is null ? TimeSpan.Zero : Cpu(emulator) - backendBefore;
+                    total.Backend += peer.Backend is null ? TimeSpan.Zero : Cpu(peer.Backend) - backendBefore;
                     var allocatedAfter = await AllocatedAsync(peer.Gateway, cancellationToken);
                     total.Allocated = allocatedBefore is { } b && allocatedAfter is { } a ? (total.Allocated ?? 0) + (a - b) : null;
                     total.Ok += ok;
@@ -120,7 +136,7 @@ internal static class PeersScenario
                     t.Ok, t.Errors, t.Ok / seconds, Percentile(t.Latencies, 0.50), Percentile(t.Latencies, 0.99),
                     t.Ok == 0 ? double.NaN : t.Cpu.TotalMicroseconds / t.Ok,
                     t.Allocated is { } allocated && t.Ok > 0 ? allocated / (double)t.Ok : null,
-                    peer.Gateway is not null && t.Ok > 0 ? t.Backend.TotalMicroseconds / t.Ok : null));
+                    peer.Backend is not null && t.Ok > 0 ? t.Backend.TotalMicroseconds / t.Ok : null));
             }
         }
         return Markdown(rows, duration);
@@ -268,6 +284,13 @@ internal static class PeersScenario
         if (gatewayStream is not null && beforeStream is not null)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"| gateway CPU per stream ÷ before | {gatewayStream.CpuMicros / beforeStream.CpuMicros:0.00}× |");
+        }
+        foreach (var stream in new[] { false, true })
+        {
+            if (Find("gateway → emulator", stream) is { BackendCpuMicros: { } after } && Find("gateway → emulator before", stream) is { BackendCpuMicros: { } before })
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"| emulator CPU per {(stream ? "stream" : "request (unary)")} ÷ before | {after / before:0.00}× |");
+            }
         }
         if (gatewayUnary?.AllocatedBytes is { } unaryBytes && gatewayStream?.AllocatedBytes is { } streamBytes)
         {

@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections.Features;
+using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Prometheus;
 using TritonEmulator.Metrics;
@@ -58,6 +60,8 @@ public static class EmulatorApplication
             options.MaxReceiveMessageSize = int.MaxValue;
             options.MaxSendMessageSize = int.MaxValue;
         });
+        services.AddSingleton<GrpcInferenceService>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IServiceMethodProvider<GrpcInferenceEndpoint>, GrpcInferenceMethodProvider>());
         services.AddGrpcHealthChecks();
         return services;
     }
@@ -100,7 +104,7 @@ public static class EmulatorApplication
         });
         app.MapKServeHttpApi().WithMetadata(new ListenerMetadata(ListenerKind.Http));
         app.MapDefaultEndpoints();
-        app.MapGrpcService<GrpcInferenceService>().WithMetadata(new ListenerMetadata(ListenerKind.Grpc));
+        app.MapGrpcService<GrpcInferenceEndpoint>().WithMetadata(new ListenerMetadata(ListenerKind.Grpc));
         app.MapGrpcHealthChecksService().WithMetadata(new ListenerMetadata(ListenerKind.Grpc));
         app.MapGet("/metrics", async (TritonMetrics metrics, HttpContext context) =>
         {

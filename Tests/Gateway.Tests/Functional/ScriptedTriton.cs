@@ -39,10 +39,30 @@ internal sealed class ScriptedTriton : IAsyncDisposable
     /// <summary>Completes when the first call arrives.</summary>
     public Task<ScriptedCall> FirstCall => _firstCall.Task;
 
+    private readonly SemaphoreSlim _recorded = new(0);
+
     internal void Record(ScriptedCall call)
     {
         Calls.Enqueue(call);
         _firstCall.TrySetResult(call);
+        _recorded.Release();
+    }
+
+    /// <summary>Completes when <paramref name="count"/> calls have arrived in all; throws <see cref="TimeoutException"/> after <paramref name="timeout"/>.</summary>
+    public async Task WaitForCallsAsync(int count, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (Calls.Count < count)
+        {
+            try
+            {
+                await _recorded.WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{Calls.Count} of {count} calls arrived within {timeout}");
+            }
+        }
     }
 
     public static async Task<ScriptedTriton> StartAsync(Func<ScriptedCall, Task>? script = null)
@@ -225,6 +245,19 @@ internal sealed class ScriptedCall(ModelInferRequest request, Metadata headers, 
         response.Parameters[TritonContracts.FinalResponse] = new InferParameter { BoolParam = final };
         return writer.WriteAsync(new ModelStreamInferResponse { InferResponse = response }, Aborted);
     }
+
+    /// <summary>
+    /// A message built beforehand, written with no per-write allocation of its own (no wrapper
+    /// message, no cancellation registration): for tests that count what the gateway allocates.
+    /// </summary>
+    /// With <paramref name="flush"/> false it is buffered (gRPC's BufferHint) until a later write flushes.
+    public Task SendPrebuiltAsync(ModelStreamInferResponse response, bool flush = true)
+    {
+        writer.WriteOptions = flush ? null : Buffered;
+        return writer.WriteAsync(response);
+    }
+
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     /// <summary>Any response as it is, for malformed-response tests.</summary>
     public Task SendRawAsync(ModelInferResponse response) =>

@@ -64,17 +64,30 @@ public sealed class GrpcFaceTests
     [Fact]
     public async Task StreamChat_Deadline_PropagatesToTriton()
     {
-        // Triton answers nothing until it is cancelled, so however slow the machine, the outcome is
-        // the same: the client's deadline passes while the gateway waits on Triton (gRPC deadlines
-        // are wall-clock; nothing here races them), the client gets DEADLINE_EXCEEDED and the
-        // gateway's Triton call is cancelled, long before its own first-token timeout.
-        await using var triton = await ScriptedTriton.StartAsync(call => call.Aborted.WaitHandle.WaitOneAsync(Wait));
-        await using var gateway = await GatewayHost.StartAsync(triton.Address, new Dictionary<string, string?> { ["Gateway:Triton:FirstTokenTimeout"] = "00:10:00" });
-        var client = new LlmGateway.LlmGatewayClient(gateway.Grpc);
-        using var call = client.StreamChat(Chat(), Auth(), deadline: DateTime.UtcNow.AddSeconds(2));
-        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext().WaitAsync(Wait));
-        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        await triton.Calls.Single().Cancelled.WaitAsync(Wait);
+        // gRPC deadlines run on the wall clock, client and server (grpc-dotnet takes no TimeProvider),
+        // so the test orders events instead of racing time: what the gateway adds is that its Triton
+        // call ends with the client's deadline, which needs the deadline to pass after Triton has the
+        // call. Triton answers nothing until cancelled; each try waits for the call to reach it (an
+        // event) and, should the deadline win that race on a slow machine, tries again with twice the
+        // deadline. Nothing depends on how long anything takes, only on the order of the events.
+        for (var deadline = TimeSpan.FromMilliseconds(250); ; deadline *= 2)
+        {
+            await using var triton = await ScriptedTriton.StartAsync(call => call.Aborted.WaitHandle.WaitOneAsync(Wait));
+            await using var gateway = await GatewayHost.StartAsync(triton.Address, new Dictionary<string, string?> { ["Gateway:Triton:FirstTokenTimeout"] = "00:10:00" });
+            var client = new LlmGateway.LlmGatewayClient(gateway.Grpc);
+            using var call = client.StreamChat(Chat(), Auth(), deadline: DateTime.UtcNow + deadline);
+            var next = call.ResponseStream.MoveNext();
+            if (await Task.WhenAny(triton.FirstCall, next) != triton.FirstCall && deadline < Wait)
+            {
+                continue; // the deadline passed before the gateway reached Triton
+            }
+            var error = await Assert.ThrowsAsync<RpcException>(() => next.WaitAsync(Wait));
+            Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+            // Triton has the call, and it ends: the gateway cancelled it when the deadline passed.
+            await (await triton.FirstCall.WaitAsync(Wait)).Cancelled.WaitAsync(Wait);
+            Assert.Single(triton.Calls);
+            return;
+        }
     }
 
     [Fact]

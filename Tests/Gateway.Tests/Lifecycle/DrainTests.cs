@@ -49,10 +49,7 @@ public sealed class DrainTests
         Assert.True(await grpc.ResponseStream.MoveNext().WaitAsync(Wait)); // " slow"
 
         var unary = gateway.Http.PostAsync("/v1/chat/completions", RestStreamingTests.ChatBody());
-        while (triton.Calls.Count < 3)
-        {
-            await Task.Delay(20);
-        }
+        await triton.WaitForCallsAsync(3, Wait);
 
         var stopping = gateway.App.StopAsync();
 

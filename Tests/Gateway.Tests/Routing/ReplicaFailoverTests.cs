@@ -22,7 +22,9 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         // Probe rounds run only when a test asks for them (ReplicaMonitor.RefreshAsync), never on the clock.
-        var settings = new Dictionary<string, string?> { ["Gateway:Routing:ProbeInterval"] = "01:00:00" };
+        // A live replica's probe never times out, however loaded the machine (a dead one's fails at
+        // once: connection refused), so every failed probe counted is the killed replica's.
+        var settings = new Dictionary<string, string?> { ["Gateway:Routing:ProbeInterval"] = "01:00:00", ["Gateway:Routing:ProbeTimeout"] = "00:00:30" };
         foreach (var (key, value) in global::Gateway.Hosting.GatewayServiceCollectionExtensions.DefaultCatalog)
         {
             settings[key] = value;
@@ -133,15 +135,23 @@ public sealed class ReplicaFailoverTests : IAsyncLifetime
 
         // The monitor's loop runs a probe round every ProbeInterval; running the rounds here makes the
         // count exact instead of racing the clock: the dead replica is out after ProbeFailuresToEject rounds.
+        // Rounds are counted until the replica is out: with the default settings the rounds it took,
+        // the last one waiting out its probe timeout, must fit in 2 s. A monitor that never ejects, or
+        // needs more failed rounds than fit, fails here; so does one that ejects on a single failure
+        // (a replica would flap out on one lost probe).
         var monitor = _gateway.App.Services.GetRequiredService<ReplicaMonitor>();
-        for (var round = 0; round < ReplicaMonitor.ProbeFailuresToEject; round++)
+        var rounds = 0;
+        while (!Replicas[0].IsEjected && rounds < 10)
         {
             await monitor.RefreshAsync(CancellationToken.None);
+            rounds++;
+            Assert.True(rounds > 1 || !Replicas[0].IsEjected, "ejected after a single failed probe");
         }
-        Assert.True(Replicas[0].IsEjected);
-        // With the default settings those rounds, the last one waiting out its probe timeout, fit in 2 s.
+        Assert.True(Replicas[0].IsEjected, $"still routable after {rounds} failed probe rounds");
+        Assert.False(Replicas[1].IsEjected);
         var defaults = new RoutingOptions();
-        Assert.True(ReplicaMonitor.ProbeFailuresToEject * defaults.ProbeInterval + defaults.ProbeTimeout <= TimeSpan.FromSeconds(2));
+        Assert.True(rounds * defaults.ProbeInterval + defaults.ProbeTimeout <= TimeSpan.FromSeconds(2),
+            $"{rounds} rounds of {defaults.ProbeInterval.TotalMilliseconds} ms + a {defaults.ProbeTimeout.TotalMilliseconds} ms probe timeout exceed 2 s");
 
         var deadPicked = Replicas[0].LastPicked;
         var livePicked = Replicas[1].LastPicked;

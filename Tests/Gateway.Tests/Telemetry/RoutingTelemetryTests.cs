@@ -34,6 +34,7 @@ public sealed class RoutingTelemetryTests
         meters.SetMeasurementEventCallback<long>((i, v, _, _) => counters.AddOrUpdate(i.Name, v, (_, old) => old + v));
         meters.Start();
         var spans = new ConcurrentQueue<Activity>();
+        var bothStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var activities = new ActivityListener
         {
             ShouldListenTo = static source => source.Name == "Gateway",
@@ -44,6 +45,10 @@ public sealed class RoutingTelemetryTests
                 if (a.GetTagItem("gateway.route.replica") is string replica && replica == triton.Address.Authority)
                 {
                     spans.Enqueue(a);
+                    if (spans.Count >= 2)
+                    {
+                        bothStopped.TrySetResult();
+                    }
                 }
             },
         };
@@ -55,11 +60,8 @@ public sealed class RoutingTelemetryTests
             using var response = await gateway.Http.PostAsync("/v1/chat/completions", RestStreamingTests.ChatBody(content: system + " Question " + i));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (spans.Count < 2 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(20);
-        }
+        // A span stops after its response is written: wait for the listener to see both.
+        await bothStopped.Task.WaitAsync(TimeSpan.FromSeconds(20));
 
         var routed = spans.ToArray();
         Assert.Equal(2, routed.Length);

@@ -91,6 +91,10 @@ internal sealed class FasterTransformerRow(uint[] prompt, int outputLength, uint
     // start), so every response wraps a slice of it without a copy: O(L) per stream, not O(L²).
     private byte[]? _wire;
 
+    // sequence_length's wire bytes, one UINT32 per step at its own offset (written once, never
+    // overwritten), so each response wraps its 4 bytes instead of encoding a new array.
+    private byte[]? _lengths;
+
     public int PromptLength { get; } = prompt.Length;
 
     public int OutputLength => outputLength;
@@ -141,6 +145,15 @@ internal sealed class FasterTransformerRow(uint[] prompt, int outputLength, uint
             }
         }
         return UnsafeByteOperations.UnsafeWrap(_wire.AsMemory(0, Length * sizeof(uint)));
+    }
+
+    /// <summary><c>sequence_length</c>'s raw bytes for a batch of one: the row's length now, from an append-only buffer.</summary>
+    public ByteString WireLength()
+    {
+        _lengths ??= new byte[(outputLength + 1) * sizeof(uint)];
+        var at = Generated * sizeof(uint);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_lengths.AsSpan(at), (uint)Length);
+        return UnsafeByteOperations.UnsafeWrap(_lengths.AsMemory(at, sizeof(uint)));
     }
 
     private bool EndsWithStopWord()
@@ -218,6 +231,11 @@ internal sealed class FasterTransformerWork(ValidatedRequest request, ResponseSt
 
     public void Fail(InferenceException error) => responses.Fail(error);
 
+    // Shared by every batch-of-one response, like ResponseStream's final flags: messages are never
+    // mutated once written.
+    private static readonly ModelInferResponse.Types.InferOutputTensor SequenceLengthOfOne =
+        new() { Name = "sequence_length", Datatype = TensorDataTypes.UInt32, Shape = { 1, 1 } };
+
     private ModelInferResponse BuildResponse()
     {
         var response = responses.NewResponse();
@@ -244,7 +262,12 @@ internal sealed class FasterTransformerWork(ValidatedRequest request, ResponseSt
             }
             ResponseStream.AddOutput(response, "output_ids", TensorDataTypes.UInt32, TensorCodec.EncodeUInt32(ids), batch, 1, maxLength);
         }
-        if (request.WantsOutput("sequence_length"))
+        if (request.WantsOutput("sequence_length") && batch == 1)
+        {
+            response.Outputs.Add(SequenceLengthOfOne);
+            response.RawOutputContents.Add(rows[0].WireLength());
+        }
+        else if (request.WantsOutput("sequence_length"))
         {
             var lengths = new uint[batch];
             for (var b = 0; b < batch; b++)

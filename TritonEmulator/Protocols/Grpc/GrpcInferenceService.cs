@@ -156,10 +156,16 @@ internal sealed class GrpcInferenceService(InferenceServer server, IHostApplicat
         }
     }
 
+    // A response written while another is already queued is buffered, not flushed: a step that
+    // produces many responses at once (a batch, or a zero-cost timing model) goes out in one flush
+    // with the last of them. Every message is still its own gRPC message on the wire.
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
+
     private static async Task WriteAllAsync(ChannelReader<ModelStreamInferResponse> reader, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken cancellationToken)
     {
         await foreach (var response in reader.ReadAllAsync(cancellationToken))
         {
+            writer.WriteOptions = reader.TryPeek(out _) ? Buffered : null;
             await writer.WriteAsync(response, cancellationToken);
         }
     }
