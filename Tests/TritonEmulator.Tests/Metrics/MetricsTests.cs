@@ -48,7 +48,10 @@ public sealed class MetricsTests
         using var http = new HttpClient { BaseAddress = emulator.Endpoints.Http };
         await http.PostAsJsonAsync("/v2/models/fastertransformer/generate", new { text_input = "Hello", parameters = new { max_tokens = 3 } });
 
-        var after = Parse(await metrics.GetStringAsync("/metrics"));
+        // A request's statistics are recorded when the scheduler releases it, which may be just after its
+        // last response reached the client (as on Triton): the scrape converges, so wait for it, bounded.
+        var after = await ScrapeUntilAsync(metrics, s => s.GetValueOrDefault("nv_inference_request_success" + labels) >= 2
+            && s.GetValueOrDefault("nv_inference_request_failure{model=\"fastertransformer\",version=\"1\",reason=\"OTHER\"}") >= 1);
         Assert.Equal(2, after["nv_inference_request_success" + labels]);
         Assert.Equal(1, after["nv_inference_request_failure{model=\"fastertransformer\",version=\"1\",reason=\"OTHER\"}"]);
         Assert.Equal(2, after["nv_inference_count" + labels]);
@@ -58,5 +61,19 @@ public sealed class MetricsTests
         Assert.True(after.ContainsKey("nv_inference_queue_duration_us" + labels));
         Assert.True(after.ContainsKey("nv_inference_compute_infer_duration_us" + labels));
         Assert.True(after.ContainsKey("nv_gpu_memory_used_bytes{gpu_uuid=\"GPU-00000000-0000-0000-0000-emulator0000\"}"));
+    }
+
+    private static async Task<Dictionary<string, double>> ScrapeUntilAsync(HttpClient metrics, Func<Dictionary<string, double>, bool> done)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var samples = Parse(await metrics.GetStringAsync("/metrics"));
+            if (done(samples) || DateTime.UtcNow > deadline)
+            {
+                return samples;
+            }
+            await Task.Delay(20);
+        }
     }
 }
