@@ -67,8 +67,8 @@ internal static class LedgerScenario
                 : new[] { (client, gateway.ProcessId, with, capacityWith), (plainClient, plainGateway.ProcessId, without, capacityWithout) };
             foreach (var (target, pid, open, closed) in order)
             {
-                open.Add(await OpenLoopAsync(target, rate, round, pid, cancellationToken));
-                closed.Add(await ClosedLoopAsync(target, CapacityConnections, round, pid, cancellationToken));
+                open.Add(await OpenLoopAsync(target, rate, round, pid, cancellationToken, postgres.Cpu));
+                closed.Add(await ClosedLoopAsync(target, CapacityConnections, round, pid, cancellationToken, postgres.Cpu));
             }
             log.WriteLine($"ledger: round {i + 1}/{rounds}: without {without[^1]} / capacity {capacityWithout[^1]}; with {with[^1]} / capacity {capacityWith[^1]}");
         }
@@ -102,7 +102,7 @@ internal static class LedgerScenario
         md.Append(CultureInfo.InvariantCulture, $"Two gateway processes side by side on one emulator (zero-latency model), one without the ledger and one writing it to PostgreSQL 15 (durable: fsync on); {rounds} rounds, the two alternating within each round (A B, then B A). ");
         md.Append(CultureInfo.InvariantCulture, $"Each round, per gateway: {round.TotalSeconds:0} s open loop at {rate} unary completions/s ({MaxTokens} tokens each), then {round.TotalSeconds:0} s closed loop with {CapacityConnections} connections (its capacity on this machine). ");
         md.Append("CPU = the gateway process's user + system time per answered request (/proc, 10 ms ticks).\n\n");
-        md.Append("| phase | sent | 200 | achieved req/s | p50 ms | p99 ms | gateway CPU µs/request |\n|---|---|---|---|---|---|---|\n");
+        md.Append("| phase | sent | 200 | achieved req/s | p50 ms | p99 ms | gateway CPU µs/request | PostgreSQL CPU µs/request |\n|---|---|---|---|---|---|---|---|\n");
         var openWithout = Phase.Sum(without);
         var openWith = Phase.Sum(with);
         var closedWithout = Phase.Sum(capacityWithout);
@@ -118,11 +118,12 @@ internal static class LedgerScenario
         var cost = (openWith.CpuMicrosPerRequest - openWithout.CpuMicrosPerRequest) / openWithout.CpuMicrosPerRequest;
         var throughput = (openWith.Achieved - openWithout.Achieved) / openWithout.Achieved;
         var capacity = (closedWith.Achieved - closedWithout.Achieved) / closedWithout.Achieved;
-        var perRound = string.Join(", ", with.Zip(without, (w, o) => ((w.CpuMicrosPerRequest - o.CpuMicrosPerRequest) / o.CpuMicrosPerRequest).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture)));
-        var perRoundCapacity = string.Join(", ", capacityWith.Zip(capacityWithout, (w, o) => ((w.Achieved - o.Achieved) / o.Achieved).ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture)));
-        md.Append(CultureInfo.InvariantCulture, $"\nLedger cost at {rate} req/s offered: {cost:+0.0%;-0.0%} gateway CPU per request (per round: {perRound}); achieved throughput {throughput:+0.0%;-0.0%}. ");
-        md.Append(CultureInfo.InvariantCulture, $"Capacity (closed loop): {capacity:+0.0%;-0.0%} requests/s with the ledger against without (per round: {perRoundCapacity}). ");
-        md.Append("When the achieved rate is below the offered one, the machine (load generator, emulator and both gateways on the same cores) was the limit.\n");
+        var perRound = string.Join(", ", with.Zip(without, (w, o) => Percent((w.CpuMicrosPerRequest - o.CpuMicrosPerRequest) / o.CpuMicrosPerRequest)));
+        var perRoundCapacity = string.Join(", ", capacityWith.Zip(capacityWithout, (w, o) => Percent((w.Achieved - o.Achieved) / o.Achieved)));
+        md.Append(CultureInfo.InvariantCulture, $"\nLedger cost at {rate} req/s offered: {Percent(cost)} gateway CPU per request (per round: {perRound}); achieved throughput {Percent(throughput)}. ");
+        md.Append(CultureInfo.InvariantCulture, $"Capacity (closed loop): {Percent(capacity)} requests/s with the ledger against without (per round: {perRoundCapacity}). ");
+        md.Append(CultureInfo.InvariantCulture, $"PostgreSQL shares the machine's cores: in the closed loop it used {closedWith.DatabaseCpuMicrosPerRequest:0} µs of CPU per request written (against the gateway's own {closedWith.CpuMicrosPerRequest:0} µs), CPU a separate database (Cloud SQL on GKE) does not take from the gateway. ");
+        md.Append("When the achieved rate is below the offered one, the machine (load generator, emulator, both gateways and PostgreSQL on the same cores) was the limit.\n");
         try
         {
             Directory.Delete(spill, recursive: true);
@@ -134,7 +135,9 @@ internal static class LedgerScenario
     }
 
     private static string Row(string name, Phase phase, Phase? baseline) => string.Create(CultureInfo.InvariantCulture,
-        $"| {name} | {phase.Sent} | {phase.Ok} | {phase.Achieved:0} | {phase.P50:0.0} | {phase.P99:0.0} | {phase.CpuMicrosPerRequest:0}{(baseline is { } b ? $" ({(phase.CpuMicrosPerRequest - b.CpuMicrosPerRequest) / b.CpuMicrosPerRequest:+0.0%;-0.0%})" : "")} |");
+        $"| {name} | {phase.Sent} | {phase.Ok} | {phase.Achieved:0} | {phase.P50:0.0} | {phase.P99:0.0} | {phase.CpuMicrosPerRequest:0}{(baseline is { } b ? $" ({Percent((phase.CpuMicrosPerRequest - b.CpuMicrosPerRequest) / b.CpuMicrosPerRequest)})" : "")} | {phase.DatabaseCpuMicrosPerRequest:0} |");
+
+    private static string Percent(double fraction) => Math.Round(fraction, 4).ToString("+0.0%;-0.0%;0.0%", CultureInfo.InvariantCulture);
 
     private static async Task<long> WaitForRowsAsync(PostgresProcess postgres, long expected, CancellationToken cancellationToken)
     {
@@ -172,7 +175,7 @@ internal static class LedgerScenario
         return last;
     }
 
-    internal readonly record struct Phase(long Sent, long Ok, double Achieved, double P50, double P99, double CpuMicrosPerRequest, double Seconds = 0)
+    internal readonly record struct Phase(long Sent, long Ok, double Achieved, double P50, double P99, double CpuMicrosPerRequest, double Seconds = 0, double DatabaseCpuMicrosPerRequest = 0)
     {
         /// <summary>Rounds of one configuration as one phase: totals summed, rates over the summed time, percentiles the rounds' medians.</summary>
         public static Phase Sum(IReadOnlyList<Phase> rounds)
@@ -180,8 +183,9 @@ internal static class LedgerScenario
             var seconds = rounds.Sum(r => r.Seconds);
             var ok = rounds.Sum(r => r.Ok);
             var cpu = rounds.Sum(r => r.CpuMicrosPerRequest * r.Ok);
+            var database = rounds.Sum(r => r.DatabaseCpuMicrosPerRequest * r.Ok);
             double Median(Func<Phase, double> pick) => rounds.Select(pick).Order().ElementAt(rounds.Count / 2);
-            return new Phase(rounds.Sum(r => r.Sent), ok, ok / seconds, Median(r => r.P50), Median(r => r.P99), ok == 0 ? 0 : cpu / ok, seconds);
+            return new Phase(rounds.Sum(r => r.Sent), ok, ok / seconds, Median(r => r.P50), Median(r => r.P99), ok == 0 ? 0 : cpu / ok, seconds, ok == 0 ? 0 : database / ok);
         }
 
         public override string ToString() => string.Create(CultureInfo.InvariantCulture,
@@ -189,9 +193,10 @@ internal static class LedgerScenario
     }
 
     /// <summary>Sends at <paramref name="rate"/> per second for <paramref name="duration"/>, whatever the answers take (open loop).</summary>
-    private static async Task<Phase> OpenLoopAsync(LoadClient client, int rate, TimeSpan duration, int? pid, CancellationToken cancellationToken)
+    private static async Task<Phase> OpenLoopAsync(LoadClient client, int rate, TimeSpan duration, int? pid, CancellationToken cancellationToken, Func<TimeSpan>? database = null)
     {
         var cpuBefore = pid is { } p ? CpuTime(p) : TimeSpan.Zero;
+        var databaseBefore = database?.Invoke() ?? TimeSpan.Zero;
         var started = Stopwatch.GetTimestamp();
         var total = (long)(rate * duration.TotalSeconds);
         var tasks = new List<Task<RequestResult>>((int)total);
@@ -210,14 +215,16 @@ internal static class LedgerScenario
         var cpu = pid is { } q ? CpuTime(q) - cpuBefore : TimeSpan.Zero;
         var ok = results.Where(r => r.Ok).Select(r => r.TotalMs).Order().ToArray();
         double Percentile(double p) => ok.Length == 0 ? 0 : ok[Math.Min(ok.Length - 1, (int)(p * ok.Length))];
+        var databaseCpu = (database?.Invoke() ?? TimeSpan.Zero) - databaseBefore;
         return new Phase(total, ok.Length, ok.Length / elapsed.TotalSeconds, Percentile(0.5), Percentile(0.99),
-            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds);
+            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds, ok.Length == 0 ? 0 : databaseCpu.TotalMicroseconds / ok.Length);
     }
 
     /// <summary><paramref name="connections"/> requests in flight at all times for <paramref name="duration"/>: what the gateway can serve.</summary>
-    private static async Task<Phase> ClosedLoopAsync(LoadClient client, int connections, TimeSpan duration, int? pid, CancellationToken cancellationToken)
+    private static async Task<Phase> ClosedLoopAsync(LoadClient client, int connections, TimeSpan duration, int? pid, CancellationToken cancellationToken, Func<TimeSpan>? database = null)
     {
         var cpuBefore = pid is { } p ? CpuTime(p) : TimeSpan.Zero;
+        var databaseBefore = database?.Invoke() ?? TimeSpan.Zero;
         var started = Stopwatch.GetTimestamp();
         var workers = Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
         {
@@ -233,8 +240,9 @@ internal static class LedgerScenario
         var cpu = pid is { } q ? CpuTime(q) - cpuBefore : TimeSpan.Zero;
         var ok = all.Where(r => r.Ok).Select(r => r.TotalMs).Order().ToArray();
         double Percentile(double p) => ok.Length == 0 ? 0 : ok[Math.Min(ok.Length - 1, (int)(p * ok.Length))];
+        var databaseCpu = (database?.Invoke() ?? TimeSpan.Zero) - databaseBefore;
         return new Phase(all.Length, ok.Length, ok.Length / elapsed.TotalSeconds, Percentile(0.5), Percentile(0.99),
-            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds);
+            ok.Length == 0 ? 0 : cpu.TotalMicroseconds / ok.Length, elapsed.TotalSeconds, ok.Length == 0 ? 0 : databaseCpu.TotalMicroseconds / ok.Length);
     }
 
     /// <summary>utime + stime of a process (/proc/&lt;pid&gt;/stat, clock ticks of 10 ms).</summary>

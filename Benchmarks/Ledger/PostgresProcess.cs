@@ -18,6 +18,9 @@ internal sealed class PostgresProcess : IAsyncDisposable
 
     private PostgresProcess(string bin) => _bin = bin;
 
+    /// <summary>CPU time of the postmaster and its backends so far (zero while stopped).</summary>
+    public TimeSpan Cpu() => _process is { HasExited: false } process ? Peers.PeerProcess.ProcessTreeCpu(process.Id) : TimeSpan.Zero;
+
     public int Port { get; } = FreePort();
 
     public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres;Timeout=5";

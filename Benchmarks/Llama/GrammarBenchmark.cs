@@ -69,7 +69,7 @@ internal static class GrammarBenchmark
         md.Append(c, $"`dotnet run -c Release --project Benchmarks -- --scenarios grammar` on {Machine.Describe()}. ")
           .Append(c, $"Model: {shape.Layers} layers × {shape.Dim} dims, vocabulary {shape.Vocab:N0}, Q4_K_M, random weights (the llama scenario's model); ")
           .Append(c, $"served as `backend: \"vllm\"` (`emulator_threads` {options.LlamaThreads}, one context) and asked directly over gRPC `ModelStreamInfer`, greedy, ")
-          .Append(c, $"`max_tokens` {options.LlamaTokens}, {options.LlamaRepeats} request(s) per row, with the `structured_outputs` shown (GBNF first in the llama.cpp sampler chain). ")
+          .Append(c, $"`max_tokens` {options.LlamaTokens}, {options.LlamaRepeats} request(s) per row, with the `structured_outputs` shown (GBNF through llama.cpp's grammar sampler: each drawn token checked, the whole vocabulary filtered only when it is rejected). ")
           .Append("Rows are interleaved (each guide once per round). TPOT = (last − first streamed token) ÷ (tokens − 1) per request, median over requests; a guided answer may end before `max_tokens` when its JSON is complete. ")
           .Append(c, $"Load average before / after: {loadBefore} / {loadAfter}.\n\n");
         md.Append("| Guide | requests | tokens per request | TPOT p50 ms | decode tokens/s | vs free text |\n|---|---:|---:|---:|---:|---:|\n");

@@ -230,17 +230,40 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
 /// TensorRT-LLM's sampling on llama.cpp's samplers: repetition (multiplicative), presence and frequency
 /// (additive) penalties over the generated tokens, then temperature, top-k and top-p, then a seeded draw;
 /// greedy when top-k and top-p are both 0 (TensorRT-LLM's default), top-k is 1 or the temperature ~0.
-/// Guided decoding puts llama.cpp's grammar sampler first.
+/// Guided decoding checks each drawn token against llama.cpp's grammar sampler (<see cref="Guided.GrammarGate"/>).
 /// </summary>
 internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow, string? grammar = null) : BaseSamplingPipeline
 {
+    private Guided.GrammarGate? _gate;
+    private SafeLLamaSamplerChainHandle? _free;
+
+    /// <summary>Free text: the chain. Guided: the chain's draw, checked by the grammar (<see cref="Guided.GrammarGate"/>).</summary>
+    public override LLamaToken Sample(SafeLLamaContextHandle context, int index)
+    {
+        if (grammar is null)
+        {
+            return base.Sample(context, index);
+        }
+        _free ??= CreateChain(context);
+        return _gate!.Sample(_free, context, index);
+    }
+
+    public override void Dispose()
+    {
+        _gate?.Dispose();
+        _free?.Dispose();
+        base.Dispose();
+    }
+
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
         if (grammar is not null)
         {
-            // Guided decoding first: the other samplers only see tokens that keep the text in the grammar.
-            chain.AddGrammar(context.ModelHandle, grammar, "root");
+            // The grammar in its own chain, asked about each drawn token (GrammarGate); the free chain below.
+            var guide = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+            guide.AddGrammar(context.ModelHandle, grammar, "root");
+            _gate = new Guided.GrammarGate(guide);
         }
         var repetition = settings.RepetitionPenalty > 0f ? settings.RepetitionPenalty : 1f;
         if (settings.PresencePenalty != 0 || settings.FrequencyPenalty != 0 || repetition != 1)

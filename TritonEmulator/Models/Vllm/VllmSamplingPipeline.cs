@@ -8,27 +8,50 @@ namespace TritonEmulator.Models.Vllm;
 /// generated tokens, then temperature, then top-k, top-p and min-p on the tempered distribution,
 /// then a seeded draw; a temperature below 1e-5 is greedy, as in vLLM. (LLamaSharp's default
 /// pipeline filters before the temperature, which makes a high temperature nearly greedy.)
-/// A structured-output request puts llama.cpp's grammar sampler first in the chain.
+/// A structured-output request checks each drawn token against llama.cpp's grammar sampler and
+/// redraws from the grammar's candidates only when it is rejected (<see cref="Guided.GrammarGate"/>).
 /// </summary>
 internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int penaltyWindow) : BaseSamplingPipeline
 {
     private const float GreedyBelow = 1e-5f;
+    private Guided.GrammarGate? _gate;
+    private SafeLLamaSamplerChainHandle? _free;
+
+    /// <summary>Free text: the chain. Guided: the chain's draw, checked by the grammar (<see cref="Guided.GrammarGate"/>).</summary>
+    public override LLamaToken Sample(SafeLLamaContextHandle context, int index)
+    {
+        if (sampling.Guide is null)
+        {
+            return base.Sample(context, index);
+        }
+        _free ??= CreateChain(context);
+        return _gate!.Sample(_free, context, index);
+    }
+
+    public override void Dispose()
+    {
+        _gate?.Dispose();
+        _free?.Dispose();
+        base.Dispose();
+    }
 
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
         if (sampling.Guide is { } guide)
         {
-            // First: every later sampler only sees the tokens that keep the text in the grammar.
+            // The grammar in its own chain, asked about each drawn token (GrammarGate); the free chain below.
+            var grammar = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
             if (guide.Triggers is { Count: > 0 })
             {
                 // A structural tag: free until a trigger appears in the output, the grammar from it on.
-                Guided.LazyGrammar.Add(chain, context.ModelHandle, guide.Grammar, "root", guide.TriggerPatterns());
+                Guided.LazyGrammar.Add(grammar, context.ModelHandle, guide.Grammar, "root", guide.TriggerPatterns());
             }
             else
             {
-                chain.AddGrammar(context.ModelHandle, guide.Grammar, "root");
+                grammar.AddGrammar(context.ModelHandle, guide.Grammar, "root");
             }
+            _gate = new Guided.GrammarGate(grammar);
         }
         if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1)
         {
