@@ -232,39 +232,22 @@ internal sealed class LlamaRowSampler(LlamaModel model, TensorRtLlmSamplingPipel
 /// greedy when top-k and top-p are both 0 (TensorRT-LLM's default), top-k is 1 or the temperature ~0.
 /// Guided decoding checks each drawn token against llama.cpp's grammar sampler (<see cref="Guided.GrammarGate"/>).
 /// </summary>
-internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow, string? grammar = null) : BaseSamplingPipeline
+internal sealed class TensorRtLlmSamplingPipeline(SamplingSettings settings, ulong seed, int penaltyWindow, string? grammar = null) : Guided.GuidedSamplingPipeline
 {
-    private Guided.GrammarGate? _gate;
-    private SafeLLamaSamplerChainHandle? _free;
-
-    /// <summary>Free text: the chain. Guided: the chain's draw, checked by the grammar (<see cref="Guided.GrammarGate"/>).</summary>
-    public override LLamaToken Sample(SafeLLamaContextHandle context, int index)
+    protected override SafeLLamaSamplerChainHandle? CreateGrammar(SafeLLamaContextHandle context)
     {
         if (grammar is null)
         {
-            return base.Sample(context, index);
+            return null;
         }
-        _free ??= CreateChain(context);
-        return _gate!.Sample(_free, context, index);
-    }
-
-    public override void Dispose()
-    {
-        _gate?.Dispose();
-        _free?.Dispose();
-        base.Dispose();
+        var guide = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        guide.AddGrammar(context.ModelHandle, grammar, "root");
+        return guide;
     }
 
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
-        if (grammar is not null)
-        {
-            // The grammar in its own chain, asked about each drawn token (GrammarGate); the free chain below.
-            var guide = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
-            guide.AddGrammar(context.ModelHandle, grammar, "root");
-            _gate = new Guided.GrammarGate(guide);
-        }
         var repetition = settings.RepetitionPenalty > 0f ? settings.RepetitionPenalty : 1f;
         if (settings.PresencePenalty != 0 || settings.FrequencyPenalty != 0 || repetition != 1)
         {

@@ -11,48 +11,32 @@ namespace TritonEmulator.Models.Vllm;
 /// A structured-output request checks each drawn token against llama.cpp's grammar sampler and
 /// redraws from the grammar's candidates only when it is rejected (<see cref="Guided.GrammarGate"/>).
 /// </summary>
-internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int penaltyWindow) : BaseSamplingPipeline
+internal sealed class VllmSamplingPipeline(SamplingParameters sampling, int penaltyWindow) : Guided.GuidedSamplingPipeline
 {
     private const float GreedyBelow = 1e-5f;
-    private Guided.GrammarGate? _gate;
-    private SafeLLamaSamplerChainHandle? _free;
 
-    /// <summary>Free text: the chain. Guided: the chain's draw, checked by the grammar (<see cref="Guided.GrammarGate"/>).</summary>
-    public override LLamaToken Sample(SafeLLamaContextHandle context, int index)
+    protected override SafeLLamaSamplerChainHandle? CreateGrammar(SafeLLamaContextHandle context)
     {
-        if (sampling.Guide is null)
+        if (sampling.Guide is not { } guide)
         {
-            return base.Sample(context, index);
+            return null;
         }
-        _free ??= CreateChain(context);
-        return _gate!.Sample(_free, context, index);
-    }
-
-    public override void Dispose()
-    {
-        _gate?.Dispose();
-        _free?.Dispose();
-        base.Dispose();
+        var grammar = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
+        if (guide.Triggers is { Count: > 0 })
+        {
+            // A structural tag: free until a trigger appears in the output, the grammar from it on.
+            Guided.LazyGrammar.Add(grammar, context.ModelHandle, guide.Grammar, "root", guide.TriggerPatterns());
+        }
+        else
+        {
+            grammar.AddGrammar(context.ModelHandle, guide.Grammar, "root");
+        }
+        return grammar;
     }
 
     protected override SafeLLamaSamplerChainHandle CreateChain(SafeLLamaContextHandle context)
     {
         var chain = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
-        if (sampling.Guide is { } guide)
-        {
-            // The grammar in its own chain, asked about each drawn token (GrammarGate); the free chain below.
-            var grammar = SafeLLamaSamplerChainHandle.Create(LLamaSamplerChainParams.Default());
-            if (guide.Triggers is { Count: > 0 })
-            {
-                // A structural tag: free until a trigger appears in the output, the grammar from it on.
-                Guided.LazyGrammar.Add(grammar, context.ModelHandle, guide.Grammar, "root", guide.TriggerPatterns());
-            }
-            else
-            {
-                grammar.AddGrammar(context.ModelHandle, guide.Grammar, "root");
-            }
-            _gate = new Guided.GrammarGate(grammar);
-        }
         if (sampling.PresencePenalty != 0 || sampling.FrequencyPenalty != 0 || sampling.RepetitionPenalty != 1)
         {
             chain.AddPenalties(penaltyWindow, sampling.RepetitionPenalty, sampling.FrequencyPenalty, sampling.PresencePenalty);
