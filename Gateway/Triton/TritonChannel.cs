@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Grpc.Net.Client;
 
 namespace Gateway.Triton;
@@ -23,8 +22,11 @@ internal static class TritonChannel
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
                 ConnectTimeout = TimeSpan.FromSeconds(5),
-                // The gateway writes traceparent itself from the Triton span (see TritonCall).
-                ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator(),
+                // gRPC never redirects: no redirect stage in the handler chain.
+                AllowAutoRedirect = false,
+                // The gateway writes traceparent itself from its Triton span (see TritonCall), so no
+                // propagator and no HTTP-level diagnostics stage (its Activity per call) either.
+                ActivityHeadersPropagator = null,
             },
             MaxReceiveMessageSize = options.MaxReceiveMessageSize,
             DisposeHttpClient = true,
