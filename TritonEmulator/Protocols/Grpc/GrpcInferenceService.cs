@@ -156,16 +156,23 @@ internal sealed class GrpcInferenceService(InferenceServer server, IHostApplicat
         }
     }
 
-    // A response written while another is already queued is buffered, not flushed: a step that
-    // produces many responses at once (a batch, or a zero-cost timing model) goes out in one flush
-    // with the last of them. Every message is still its own gRPC message on the wire.
+    // A response written while another is already queued is buffered, not flushed (up to
+    // MaxBufferedInARow in a row): a step that produces many responses at once (a batch, or a
+    // zero-cost timing model) goes out in one flush with the last of them. Every message is still its own gRPC message on the wire.
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
+
+    // At most this many responses in a row wait for a later flush: a producer faster than the socket (a
+    // tiny model, a long generation) still reaches the client every few tokens, never only at its end.
+    internal const int MaxBufferedInARow = 8;
 
     private static async Task WriteAllAsync(ChannelReader<ModelStreamInferResponse> reader, IServerStreamWriter<ModelStreamInferResponse> writer, CancellationToken cancellationToken)
     {
+        var buffered = 0;
         await foreach (var response in reader.ReadAllAsync(cancellationToken))
         {
-            writer.WriteOptions = reader.TryPeek(out _) ? Buffered : null;
+            var hold = buffered < MaxBufferedInARow && reader.TryPeek(out _);
+            buffered = hold ? buffered + 1 : 0;
+            writer.WriteOptions = hold ? Buffered : null;
             await writer.WriteAsync(response, cancellationToken);
         }
     }
