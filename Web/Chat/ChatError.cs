@@ -46,40 +46,59 @@ public static partial class ChatErrors
                 var retryAfter = RetryAfter(exception.Trailers, message);
                 if (retryAfter is { } wait)
                 {
-                    return new ChatError(ChatErrorKind.RateLimited, "Too many requests",
-                        $"The gateway's rate limit for this app was reached. Try again in {Seconds(wait)}. Your message is still in the box.", wait, message);
+                    return RateLimited(wait, message);
                 }
-                return new ChatError(ChatErrorKind.InvalidRequest, "The request is too large",
-                    "Shorten the message or start a new chat.", null, message);
+                return TooLarge(message);
             case StatusCode.Unavailable when exception.Status.DebugException is HttpRequestException:
-                return new ChatError(ChatErrorKind.NoBackend, "Cannot reach the gateway",
-                    "The web app could not connect to the gateway. Try again in a moment; your message is still in the box.", null, message);
+                return GatewayUnreachable(message);
             case StatusCode.Unavailable:
-                return new ChatError(ChatErrorKind.NoBackend, "No model server is available",
-                    "The gateway could not reach a model server right now. Try again in a moment; your message is still in the box.", null, message);
+                return NoModelServer(message);
             case StatusCode.InvalidArgument when code == "context_length_exceeded" || LooksLikeContextLength(message):
-                return new ChatError(ChatErrorKind.ContextTooLong, "The conversation is too long for this model",
-                    "The prompt plus the answer would not fit in the model's context window. Lower Max tokens, shorten the message, or start a new chat.", null, message);
+                return ContextTooLong(message);
             case StatusCode.InvalidArgument:
                 return new ChatError(ChatErrorKind.InvalidRequest, "The gateway rejected the request",
                     "Check the settings and try again.", null, message);
             case StatusCode.NotFound:
-                return new ChatError(ChatErrorKind.ModelNotFound, "That model is not available",
-                    "Pick another model from the list.", null, message);
+                return ModelNotFound(message);
             case StatusCode.PermissionDenied:
-                return new ChatError(ChatErrorKind.NotAllowed, "This app may not use that model",
-                    "Pick another model from the list.", null, message);
+                return NotAllowed(message);
             case StatusCode.Unauthenticated:
-                return new ChatError(ChatErrorKind.BadApiKey, "The gateway rejected this app's API key",
-                    "The web app's key (AppHost parameter 'web-api-key') is missing or not registered with the gateway.", null, message);
+                return BadApiKey(message);
             case StatusCode.DeadlineExceeded:
-                return new ChatError(ChatErrorKind.Timeout, "The model took too long to answer",
-                    "The model server stopped sending tokens. Try again; your message is still in the box.", null, message);
+                return TimedOut(message);
             default:
                 return new ChatError(ChatErrorKind.Unexpected, "Something went wrong",
                     $"The gateway answered with status {exception.StatusCode}. Try again.", null, message);
         }
     }
+
+    // One wording per failure, whichever face (gRPC status or REST status) reported it.
+    private static ChatError RateLimited(TimeSpan wait, string? message) => new(ChatErrorKind.RateLimited, "Too many requests",
+        $"The gateway's rate limit for this app was reached. Try again in {Seconds(wait)}. Your message is still in the box.", wait, message);
+
+    private static ChatError TooLarge(string? message) => new(ChatErrorKind.InvalidRequest, "The request is too large",
+        "Shorten the message or start a new chat.", null, message);
+
+    private static ChatError GatewayUnreachable(string? message) => new(ChatErrorKind.NoBackend, "Cannot reach the gateway",
+        "The web app could not connect to the gateway. Try again in a moment; your message is still in the box.", null, message);
+
+    private static ChatError NoModelServer(string? message) => new(ChatErrorKind.NoBackend, "No model server is available",
+        "The gateway could not reach a model server right now. Try again in a moment; your message is still in the box.", null, message);
+
+    private static ChatError ContextTooLong(string? message) => new(ChatErrorKind.ContextTooLong, "The conversation is too long for this model",
+        "The prompt plus the answer would not fit in the model's context window. Lower Max tokens, shorten the message, or start a new chat.", null, message);
+
+    private static ChatError ModelNotFound(string? message) => new(ChatErrorKind.ModelNotFound, "That model is not available",
+        "Pick another model from the list.", null, message);
+
+    private static ChatError NotAllowed(string? message) => new(ChatErrorKind.NotAllowed, "This app may not use that model",
+        "Pick another model from the list.", null, message);
+
+    private static ChatError BadApiKey(string? message) => new(ChatErrorKind.BadApiKey, "The gateway rejected this app's API key",
+        "The web app's key (AppHost parameter 'web-api-key') is missing or not registered with the gateway.", null, message);
+
+    private static ChatError TimedOut(string? message) => new(ChatErrorKind.Timeout, "The model took too long to answer",
+        "The model server stopped sending tokens. Try again; your message is still in the box.", null, message);
 
     private static TimeSpan? RetryAfter(Metadata trailers, string message)
     {
