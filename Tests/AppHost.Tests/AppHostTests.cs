@@ -78,10 +78,22 @@ public sealed class AppHostTests(AppHostFixture fixture)
         }
         foreach (var replica in new[] { "triton", "triton-1" })
         {
+            // A request's statistics are recorded when the engine releases it, which may follow its last
+            // response to the client (as on Triton): the scrape converges, so wait for it, bounded.
             using var metrics = fixture.App.CreateHttpClient(replica, "metrics");
-            var text = await metrics.GetStringAsync("/metrics", cts.Token);
-            var succeeded = text.Split('\n').Where(l => l.StartsWith("nv_inference_request_success{", StringComparison.Ordinal))
-                .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            double succeeded;
+            while (true)
+            {
+                var text = await metrics.GetStringAsync("/metrics", cts.Token);
+                succeeded = text.Split('\n').Where(l => l.StartsWith("nv_inference_request_success{", StringComparison.Ordinal))
+                    .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+                if (succeeded > 0 || DateTime.UtcNow > deadline)
+                {
+                    break;
+                }
+                await Task.Delay(50, cts.Token);
+            }
             Assert.True(succeeded > 0, replica + " served no request");
         }
     }
